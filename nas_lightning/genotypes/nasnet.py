@@ -1,0 +1,150 @@
+"""NASNet cell genotypes (Zoph et al. 2018).
+
+States of a cell are numbered like DESIGN.md: 0 = h_{i-1} (the cell before
+the previous one), 1 = h_i (the previous cell), k >= 2 = output of block k-1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from nas_lightning.errors import GenotypeError
+from nas_lightning.genotypes.base import register_genotype, register_named
+
+COMBINES = ("add", "concat")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block: ``combine(op_a(state[input_a]), op_b(state[input_b]))``."""
+
+    input_a: int
+    input_b: int
+    op_a: str
+    op_b: str
+    combine: str = "add"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": [self.input_a, self.input_b],
+            "ops": [self.op_a, self.op_b],
+            "combine": self.combine,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Block:
+        inputs, ops = data["inputs"], data["ops"]
+        if len(inputs) != 2 or len(ops) != 2:
+            raise GenotypeError("a block needs exactly two inputs and two ops")
+        return cls(int(inputs[0]), int(inputs[1]), str(ops[0]), str(ops[1]),
+                   str(data.get("combine", "add")))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """B blocks and the states concatenated as the cell's output."""
+
+    blocks: tuple[Block, ...]
+    concat: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if not self.blocks:
+            raise GenotypeError("a cell needs at least one block")
+        for b, block in enumerate(self.blocks):
+            limit = b + 2
+            for name, i in (("input_a", block.input_a), ("input_b", block.input_b)):
+                if not 0 <= i < limit:
+                    raise GenotypeError(
+                        f"block {b}: {name}={i} must be in 0..{limit - 1} "
+                        "(the two cell inputs and earlier blocks)"
+                    )
+            if block.combine not in COMBINES:
+                raise GenotypeError(f"block {b}: combine {block.combine!r} not in {COMBINES}")
+        num_states = len(self.blocks) + 2
+        if not self.concat:
+            raise GenotypeError("a cell must concatenate at least one state")
+        for i in self.concat:
+            if not 0 <= i < num_states:
+                raise GenotypeError(f"concat state {i} outside 0..{num_states - 1}")
+
+    @staticmethod
+    def unused_states(blocks: tuple[Block, ...]) -> tuple[int, ...]:
+        """Block outputs no later block reads: NASNet concatenates these."""
+        used = {i for blk in blocks for i in (blk.input_a, blk.input_b)}
+        return tuple(k for k in range(2, len(blocks) + 2) if k not in used)
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return tuple(op for b in self.blocks for op in (b.op_a, b.op_b))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"blocks": [b.to_dict() for b in self.blocks], "concat": list(self.concat)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Cell:
+        blocks = tuple(Block.from_dict(b) for b in data["blocks"])
+        concat = data.get("concat")
+        concat = cls.unused_states(blocks) if concat is None else tuple(int(i) for i in concat)
+        return cls(blocks, concat)
+
+    def __str__(self) -> str:
+        parts = [
+            f"{b.op_a}({b.input_a}) {'+' if b.combine == 'add' else '||'} {b.op_b}({b.input_b})"
+            for b in self.blocks
+        ]
+        return "; ".join(parts) + f" -> concat{list(self.concat)}"
+
+
+@register_genotype
+@dataclass(frozen=True)
+class NASNetGenotype:
+    """A normal cell and a reduction cell."""
+
+    normal: Cell
+    reduction: Cell
+
+    kind: ClassVar[str] = "nasnet"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"normal": self.normal.to_dict(), "reduction": self.reduction.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NASNetGenotype:
+        return cls(Cell.from_dict(data["normal"]), Cell.from_dict(data["reduction"]))
+
+    def __str__(self) -> str:
+        return f"normal: {self.normal}\nreduction: {self.reduction}"
+
+
+def _cell(blocks: list[tuple[str, int, str, int]], concat: list[int]) -> Cell:
+    return Cell(tuple(Block(ia, ib, oa, ob) for oa, ia, ob, ib in blocks), tuple(concat))
+
+
+NASNET_A = NASNetGenotype(
+    normal=_cell(
+        [
+            ("sep_conv_5x5", 1, "sep_conv_3x3", 0),
+            ("sep_conv_5x5", 0, "sep_conv_3x3", 0),
+            ("avg_pool_3x3", 1, "identity", 0),
+            ("avg_pool_3x3", 0, "avg_pool_3x3", 0),
+            ("sep_conv_3x3", 1, "identity", 1),
+        ],
+        [0, 2, 3, 4, 5, 6],
+    ),
+    reduction=_cell(
+        [
+            ("sep_conv_5x5", 1, "sep_conv_7x7", 0),
+            ("max_pool_3x3", 1, "sep_conv_7x7", 0),
+            ("avg_pool_3x3", 1, "sep_conv_5x5", 0),
+            ("identity", 3, "avg_pool_3x3", 2),
+            ("sep_conv_3x3", 2, "max_pool_3x3", 1),
+        ],
+        [3, 4, 5, 6],
+    ),
+)
+
+register_named("nasnet_a", NASNET_A)

@@ -1,0 +1,21 @@
+"""Search spaces: named categorical decisions with a genotype codec."""
+
+from nas_lightning.spaces.base import (
+    Actions,
+    AnchorDecision,
+    AnyDecision,
+    Decision,
+    ListSpace,
+    SearchSpace,
+)
+from nas_lightning.spaces.nasnet import NASNetSpace
+
+__all__ = [
+    "Actions",
+    "AnchorDecision",
+    "AnyDecision",
+    "Decision",
+    "ListSpace",
+    "NASNetSpace",
+    "SearchSpace",
+]

@@ -1,0 +1,121 @@
+"""The ask/tell interface every search strategy implements.
+
+Strategies import nothing from Lightning: they see a space's decisions and
+scalar rewards, so they run as well against a formula, a lookup table or a
+surrogate as against trained children.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+from nas_lightning.errors import ConfigError
+from nas_lightning.spaces.base import Actions, SearchSpace
+
+
+@dataclass
+class Proposal:
+    """One architecture proposed by a strategy.
+
+    Attributes:
+        id: the strategy's running count of proposals (0-based).
+        actions: one index per decision of the space.
+        genotype: ``space.decode(actions)``.
+        log_prob: log-probability under the policy that proposed it (for
+            PPO's ratio); None for strategies without a policy.
+        info: anything else the strategy wants back in ``tell``.
+    """
+
+    id: int
+    actions: Actions
+    genotype: Any
+    log_prob: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Strategy(ABC):
+    """Propose architectures (``ask``) and learn from their rewards (``tell``).
+
+    Args:
+        space: the search space.
+        seed: the only randomness source; the same seed gives the same
+            sequence of proposals for the same rewards.
+    """
+
+    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+        if not isinstance(space, SearchSpace):
+            raise ConfigError("space", f"expected a SearchSpace, got {type(space).__name__}")
+        self.space = space
+        self.seed = int(seed)
+        self.rng = random.Random(self.seed)
+        self.num_proposed = 0
+        self.num_told = 0
+
+    @overload
+    def ask(self, n: None = None) -> Proposal: ...
+
+    @overload
+    def ask(self, n: int) -> list[Proposal]: ...
+
+    def ask(self, n: int | None = None) -> Proposal | list[Proposal]:
+        """One proposal, or a list of ``n`` when ``n`` is given."""
+        if n is not None and n < 1:
+            raise ValueError(f"ask(n) needs n >= 1, got {n}")
+        proposals = self._propose(1 if n is None else n)
+        self.num_proposed += len(proposals)
+        return proposals[0] if n is None else proposals
+
+    def tell(
+        self,
+        proposals: Proposal | Sequence[Proposal],
+        rewards: float | Sequence[float],
+    ) -> dict[str, float]:
+        """Learn from rewards; returns statistics to log (may be empty)."""
+        if isinstance(proposals, Proposal):
+            proposals, rewards = [proposals], [rewards]
+        proposals, rewards = list(proposals), [float(r) for r in rewards]
+        if len(proposals) != len(rewards):
+            raise ValueError(f"{len(proposals)} proposals but {len(rewards)} rewards")
+        self.num_told += len(proposals)
+        return self._learn(proposals, rewards)
+
+    def _make(self, actions: Sequence[int], log_prob: float | None = None) -> Proposal:
+        actions = self.space.check(actions)
+        return Proposal(
+            id=self.num_proposed,
+            actions=actions,
+            genotype=self.space.decode(actions),
+            log_prob=log_prob,
+        )
+
+    @abstractmethod
+    def _propose(self, n: int) -> list[Proposal]:
+        """Return ``n`` new proposals."""
+
+    def _learn(self, proposals: list[Proposal], rewards: list[float]) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this strategy is."""
+        return {
+            "seed": self.seed,
+            "rng": self.rng.getstate(),
+            "num_proposed": self.num_proposed,
+            "num_told": self.num_told,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.seed = state["seed"]
+        self.rng.setstate(_as_rng_state(state["rng"]))
+        self.num_proposed = state["num_proposed"]
+        self.num_told = state["num_told"]
+
+
+def _as_rng_state(state: Any) -> tuple:
+    """``random.Random`` state survives JSON/torch round trips as lists."""
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)

@@ -1,0 +1,137 @@
+"""REINFORCE with an exponential-moving-average baseline (NAS-RL, NASNet).
+
+The controller's joint log-probability of a child's decisions is scaled by
+the advantage ``reward - baseline``; an entropy bonus keeps it exploring.
+Sampling happens without gradients in ``ask``; ``tell`` re-scores the stored
+actions with gradients (the same function, so the same probability), which
+keeps proposals small, picklable and replayable on resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from nas_lightning.controllers.lstm import LSTMController
+from nas_lightning.errors import ConfigError
+from nas_lightning.spaces.base import AnyDecision, SearchSpace
+from nas_lightning.strategies.base import Proposal, Strategy
+
+ControllerFactory = Callable[[Sequence[AnyDecision]], nn.Module]
+
+_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+
+class PolicyGradientStrategy(Strategy):
+    """Shared machinery of strategies that learn a controller.
+
+    Args:
+        space: the search space.
+        controller: a factory ``decisions -> controller`` (a Hydra partial of
+            :class:`LSTMController`), or a built controller.
+        lr: controller learning rate.
+        optimizer: ``adam`` or ``sgd``.
+        baseline_decay: EMA decay of the reward baseline.
+        entropy_weight: weight of the entropy bonus.
+        grad_clip: clip the controller's gradient norm (None: off).
+        seed: seeds the controller's initial weights and its sampling.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        controller: ControllerFactory | nn.Module | None = None,
+        lr: float = 3.5e-4,
+        optimizer: str = "adam",
+        baseline_decay: float = 0.95,
+        entropy_weight: float = 1e-4,
+        grad_clip: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(space, seed)
+        if lr <= 0:
+            raise ConfigError("lr", f"must be > 0, got {lr}")
+        if not 0 <= baseline_decay < 1:
+            raise ConfigError("baseline_decay", f"must be in [0, 1), got {baseline_decay}")
+        if entropy_weight < 0:
+            raise ConfigError("entropy_weight", f"must be >= 0, got {entropy_weight}")
+        if optimizer not in _OPTIMIZERS:
+            raise ConfigError("optimizer", f"must be one of {sorted(_OPTIMIZERS)}, got {optimizer!r}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            if controller is None:
+                controller = LSTMController
+            self.controller = (
+                controller if isinstance(controller, nn.Module) else controller(space.decisions)
+            )
+        self.optimizer = _OPTIMIZERS[optimizer](self.controller.parameters(), lr=lr)
+        self.baseline_decay = baseline_decay
+        self.entropy_weight = entropy_weight
+        self.grad_clip = grad_clip
+        self.baseline: float | None = None
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def _propose(self, n: int) -> list[Proposal]:
+        with torch.no_grad():
+            out = self.controller(n=n, generator=self.generator)
+        return [
+            self._make(out.actions[i].tolist(), float(out.log_prob[i])) for i in range(n)
+        ]
+
+    def _score(self, proposals: list[Proposal]):
+        actions = torch.tensor([p.actions for p in proposals], dtype=torch.long)
+        return self.controller(actions=actions)
+
+    def _step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip:
+            nn.utils.clip_grad_norm_(self.controller.parameters(), self.grad_clip)
+        self.optimizer.step()
+
+    def _advantages(self, rewards: list[float]) -> tuple[torch.Tensor, float]:
+        """Advantages against the baseline *before* it absorbs these rewards."""
+        if self.baseline is None:
+            self.baseline = sum(rewards) / len(rewards)
+        baseline = self.baseline
+        adv = torch.tensor([r - baseline for r in rewards])
+        for r in rewards:
+            self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * r
+        return adv, baseline
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.update(
+            controller=self.controller.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            baseline=self.baseline,
+            generator=self.generator.get_state(),
+        )
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.controller.load_state_dict(state["controller"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.baseline = state["baseline"]
+        self.generator.set_state(state["generator"])
+
+
+class Reinforce(PolicyGradientStrategy):
+    """REINFORCE: one gradient step per ``tell`` (per child, or per batch)."""
+
+    def _learn(self, proposals: list[Proposal], rewards: list[float]) -> dict[str, float]:
+        adv, baseline = self._advantages(rewards)
+        out = self._score(proposals)
+        loss = -(adv * out.log_prob).mean() - self.entropy_weight * out.entropy.mean()
+        self._step(loss)
+        return {
+            "loss": float(loss.detach()),
+            "entropy": float(out.entropy.mean()),
+            "baseline": baseline,
+            "advantage": float(adv.mean()),
+            "log_prob": float(out.log_prob.mean()),
+        }

@@ -136,6 +136,20 @@ class SearchSpace(ABC):
     def num_anchors(self) -> int:
         return sum(isinstance(d, AnchorDecision) for d in self.decisions)
 
+    @property
+    def num_active(self) -> int:
+        """How many leading decisions are live now.
+
+        A space that grows over the search (NAS-RL adds layers every K
+        children) returns fewer than ``len(decisions)``; strategies sample
+        only that prefix and fill the rest with action 0, which ``decode``
+        ignores. Most spaces are always fully active.
+        """
+        return len(self.decisions)
+
+    def set_progress(self, num_children: int) -> None:
+        """Told by the search loop before each proposal; growing spaces grow here."""
+
     def cardinality(self) -> int:
         """Number of distinct action sequences (an upper bound on genotypes)."""
         total = 1
@@ -156,8 +170,9 @@ class SearchSpace(ABC):
         return out
 
     def sample(self, rng: random.Random) -> Actions:
-        """Uniformly random actions, drawn from ``rng`` only."""
-        return tuple(rng.randrange(d.size) for d in self.decisions)
+        """Uniformly random actions over the active prefix, drawn from ``rng`` only."""
+        k = self.num_active
+        return tuple(rng.randrange(d.size) if i < k else 0 for i, d in enumerate(self.decisions))
 
     def describe(self, actions: Sequence[int]) -> dict[str, Any]:
         """Name -> chosen value, for records and logs."""

@@ -75,14 +75,24 @@ class PolicyGradientStrategy(Strategy):
         self.generator = torch.Generator().manual_seed(self.seed)
 
     def _propose(self, n: int) -> list[Proposal]:
+        steps = self.space.num_active
+        pad = [0] * (len(self.space.decisions) - steps)
         with torch.no_grad():
-            out = self.controller(n=n, generator=self.generator)
-        return [
-            self._make(out.actions[i].tolist(), float(out.log_prob[i])) for i in range(n)
-        ]
+            out = self.controller(n=n, generator=self.generator, steps=steps)
+        proposals = []
+        for i in range(n):
+            proposal = self._make(out.actions[i].tolist() + pad, float(out.log_prob[i]))
+            proposal.info["steps"] = steps
+            proposals.append(proposal)
+        return proposals
 
     def _score(self, proposals: list[Proposal]):
-        actions = torch.tensor([p.actions for p in proposals], dtype=torch.long)
+        """Re-score proposals with gradients; all must share one active prefix."""
+        steps = {p.info.get("steps", len(p.actions)) for p in proposals}
+        if len(steps) != 1:
+            raise ValueError(f"cannot score proposals of different depths {sorted(steps)} together")
+        k = steps.pop()
+        actions = torch.tensor([p.actions[:k] for p in proposals], dtype=torch.long)
         return self.controller(actions=actions)
 
     def _step(self, loss: torch.Tensor) -> None:

@@ -105,6 +105,8 @@ class NASNetwork(nn.Module):
         cells_per_stage: N, normal cells per stage.
         num_reductions: reduction cells, i.e. stages minus one.
         stem_multiplier: the stem conv has ``stem_multiplier * F`` channels.
+        stem_stride: stride of the stem conv; 2 quarters the cost of every
+            cell (the search's proxy children on small CPUs use it).
         dropout: dropout before the classifier.
     """
 
@@ -117,13 +119,14 @@ class NASNetwork(nn.Module):
         cells_per_stage: int = 6,
         num_reductions: int = 2,
         stem_multiplier: int = 3,
+        stem_stride: int = 1,
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.genotype = genotype
         c_stem = stem_multiplier * filters
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False),
+            nn.Conv2d(in_channels, c_stem, 3, stride=stem_stride, padding=1, bias=False),
             nn.BatchNorm2d(c_stem),
         )
         c_pp, c_p, c = c_stem, c_stem, filters

@@ -1,0 +1,140 @@
+"""The LightningModule that trains one child network.
+
+It trains any ``nn.Module`` classifier, so the same module serves the search
+(short proxy training) and ``train.py`` (full training). Accuracy comes from
+torchmetrics, which reduces across DDP ranks, so every rank sees the same
+validation accuracy and therefore computes the same reward.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torchmetrics.classification import MulticlassAccuracy
+
+from nas_lightning.errors import ConfigError
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+class ChildDivergedError(RuntimeError):
+    """The child's training loss became NaN or infinite."""
+
+
+def count_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+class ChildModule(pl.LightningModule):
+    """Train and validate a classifier.
+
+    Args:
+        net: the network (logits out).
+        num_classes: classes of the task, for the accuracy metrics.
+        optimizer: a factory ``params -> Optimizer`` (a Hydra partial of e.g.
+            ``torch.optim.SGD``); default SGD(lr=0.05, momentum=0.9, nesterov).
+        scheduler: ``cosine`` (per step, to 0 over the whole fit) or ``none``.
+        warmup_steps: linear warm-up steps before the schedule.
+        label_smoothing: cross-entropy label smoothing.
+        channels_last: train in channels-last memory format (much faster
+            for convolutions on CPUs and on GPUs with tensor cores).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: str = "cosine",
+        warmup_steps: int = 0,
+        label_smoothing: float = 0.0,
+        channels_last: bool = True,
+    ) -> None:
+        super().__init__()
+        if scheduler not in ("cosine", "none"):
+            raise ConfigError("scheduler", f"must be 'cosine' or 'none', got {scheduler!r}")
+        if not 0 <= label_smoothing < 1:
+            raise ConfigError("label_smoothing", f"must be in [0, 1), got {label_smoothing}")
+        self.net = net
+        self.optimizer_factory = optimizer or (
+            lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True)
+        )
+        self.scheduler_name = scheduler
+        self.warmup_steps = warmup_steps
+        self.label_smoothing = label_smoothing
+        self.channels_last = channels_last
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_curve: list[float] = []
+        self.train_loss_last = math.nan
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    def _logits(self, out: Any) -> torch.Tensor:
+        """Networks with auxiliary heads return ``(logits, aux_logits)``."""
+        return out[0] if isinstance(out, tuple) else out
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        x, y = batch
+        out = self(x)
+        loss = self.compute_loss(out, y)
+        if not torch.isfinite(loss):
+            raise ChildDivergedError(f"training loss is {loss.item()} at step {self.global_step}")
+        self.train_acc.update(self._logits(out).detach(), y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def compute_loss(self, out: Any, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy; subclasses add auxiliary losses."""
+        return F.cross_entropy(self._logits(out), y, label_smoothing=self.label_smoothing)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self._logits(self(x))
+        self.val_acc.update(logits, y)
+        loss = F.cross_entropy(logits, y)
+        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        acc = self.val_acc.compute()  # reduced across ranks by torchmetrics
+        self.val_acc.reset()
+        self.log("val/acc", acc, sync_dist=False)
+        if not self.trainer.sanity_checking:
+            self.val_curve.append(float(acc))
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        self.test_acc.update(self._logits(self(x)), y)
+        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True, batch_size=len(y))
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_name == "none" and not self.warmup_steps:
+            return optimizer
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = min(self.warmup_steps, total - 1)
+        cosine = self.scheduler_name == "cosine"
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            if not cosine:
+                return 1.0
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,1 @@
+"""The search loop, its evaluator, run folder and loggers."""

@@ -1,0 +1,33 @@
+"""Small process-level helpers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+
+def global_rank() -> int:
+    """This process's rank, from the variables launchers set (0 if none).
+
+    Read from the environment (not from a Trainer) because the search
+    decides who writes the run folder before the first Trainer exists.
+    """
+    for var in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if var in os.environ:
+            return int(os.environ[var])
+    if "LOCAL_RANK" in os.environ:
+        node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", 0)))
+        local = int(os.environ["LOCAL_RANK"])
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        return node * per_node + local
+    return 0
+
+
+def quiet_lightning() -> None:
+    """Silence the banner and tips every Trainer prints; keep warnings that matter."""
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*treespec.*")

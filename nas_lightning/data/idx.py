@@ -25,7 +25,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     ndim = data[3]
     header = 4 + 4 * ndim
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    array = np.frombuffer(data, dtype=np.uint8, offset=header)
+    array = np.frombuffer(bytearray(data), dtype=np.uint8, offset=header)
     if array.size != int(np.prod(shape)):
         raise ValueError(f"{path}: header says {shape}, file holds {array.size} values")
     return array.reshape(shape)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nas_lightning.errors import ConfigError
@@ -95,6 +96,8 @@ def _replay(strategy: Strategy, space: SearchSpace, records: list[dict], failed_
 def run_search(cfg: DictConfig) -> SearchResult:
     """Run (or resume) a search described by ``cfg``; returns its result."""
     quiet_lightning()
+    if cfg.search.get("num_threads"):
+        torch.set_num_threads(int(cfg.search.num_threads))
     rank = global_rank()
     start = time.perf_counter()
     num_children = int(cfg.search.num_children)

@@ -1,0 +1,51 @@
+"""Shared test helpers: compose the project's Hydra configs for tiny runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+# One thread per test process: tests run beside other work on small CI
+# machines, where oversubscribed OpenMP threads spin and crawl.
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+# A search that trains each child on a few batches: seconds, not minutes.
+TINY = [
+    "logger=csv",
+    "search.num_children=2",
+    "child.batch_size=64",
+    "child.train_subset=256",
+    "child.limit_val_batches=2",
+    "dataset.val_size=256",
+    "model.filters=4",
+]
+
+
+def compose_config(name: str, overrides: list[str]):
+    """Compose ``conf/<name>.yaml`` with overrides, as Hydra would."""
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
+@pytest.fixture
+def tiny_search_cfg(tmp_path):
+    """A factory of tiny search configs writing into ``tmp_path``."""
+
+    def make(*overrides: str, run_dir: Path | None = None):
+        return compose_config(
+            "search", [f"run_dir={run_dir or tmp_path / 'run'}", *TINY, *overrides]
+        )
+
+    return make

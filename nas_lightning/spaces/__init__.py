@@ -8,6 +8,8 @@ from nas_lightning.spaces.base import (
     ListSpace,
     SearchSpace,
 )
+from nas_lightning.spaces.mobile import MobileSpace
+from nas_lightning.spaces.nas_rl import NASRLSpace
 from nas_lightning.spaces.nasnet import NASNetSpace
 
 __all__ = [
@@ -16,6 +18,8 @@ __all__ = [
     "AnyDecision",
     "Decision",
     "ListSpace",
+    "MobileSpace",
+    "NASRLSpace",
     "NASNetSpace",
     "SearchSpace",
 ]

@@ -8,10 +8,13 @@ from __future__ import annotations
 import sys
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from nas_lightning.errors import ConfigError, GenotypeError
 from nas_lightning.search.resume import resume_config
+
+# `resume=<run>` continues in that run's folder instead of a new dated one.
+OmegaConf.register_new_resolver("resume_or", lambda resume, new: resume or new, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")

@@ -44,6 +44,12 @@ class ChildModule(pl.LightningModule):
         label_smoothing: cross-entropy label smoothing.
         channels_last: train in channels-last memory format (much faster
             for convolutions on CPUs and on GPUs with tensor cores).
+        bn_recalibration_batches: before each validation during fit,
+            recompute BatchNorm statistics on this many training batches
+            (0: off); see :meth:`recalibrate_batchnorm`.
+        aux_weight: weight of the auxiliary head's loss when the network
+            returns ``(logits, aux_logits)`` in training (NASNet: 0.4); 0
+            ignores the auxiliary logits.
     """
 
     def __init__(
@@ -55,12 +61,16 @@ class ChildModule(pl.LightningModule):
         warmup_steps: int = 0,
         label_smoothing: float = 0.0,
         channels_last: bool = True,
+        aux_weight: float = 0.0,
+        bn_recalibration_batches: int = 0,
     ) -> None:
         super().__init__()
         if scheduler not in ("cosine", "none"):
             raise ConfigError("scheduler", f"must be 'cosine' or 'none', got {scheduler!r}")
         if not 0 <= label_smoothing < 1:
             raise ConfigError("label_smoothing", f"must be in [0, 1), got {label_smoothing}")
+        if not aux_weight >= 0:
+            raise ConfigError("aux_weight", f"must be >= 0, got {aux_weight}")
         self.net = net
         self.optimizer_factory = optimizer or (
             lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True)
@@ -69,6 +79,12 @@ class ChildModule(pl.LightningModule):
         self.warmup_steps = warmup_steps
         self.label_smoothing = label_smoothing
         self.channels_last = channels_last
+        self.aux_weight = aux_weight
+        if bn_recalibration_batches < 0:
+            raise ConfigError(
+                "bn_recalibration_batches", f"must be >= 0, got {bn_recalibration_batches}"
+            )
+        self.bn_recalibration_batches = bn_recalibration_batches
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -98,8 +114,48 @@ class ChildModule(pl.LightningModule):
         return loss
 
     def compute_loss(self, out: Any, y: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy; subclasses add auxiliary losses."""
-        return F.cross_entropy(self._logits(out), y, label_smoothing=self.label_smoothing)
+        """Cross-entropy, plus ``aux_weight`` times the auxiliary head's."""
+        loss = F.cross_entropy(self._logits(out), y, label_smoothing=self.label_smoothing)
+        if self.aux_weight and isinstance(out, tuple):
+            aux = F.cross_entropy(out[1], y, label_smoothing=self.label_smoothing)
+            loss = loss + self.aux_weight * aux
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        if self.bn_recalibration_batches and self.trainer.state.fn == "fit":
+            self.recalibrate_batchnorm(self.bn_recalibration_batches)
+
+    @torch.no_grad()
+    def recalibrate_batchnorm(self, num_batches: int) -> None:
+        """Recompute BatchNorm running statistics on ``num_batches`` training batches.
+
+        After a proxy training of a few dozen steps, the running averages lag
+        far behind the weights, and validation in eval mode scores near chance
+        for some networks (measured: a width-0.25 MnasNet-A1 child at 10% with
+        running statistics, 56% with batch statistics). Recomputing them as an
+        exact average over a few batches removes that noise from the reward.
+        """
+        norms = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not norms or datamodule is None:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches below
+        was_training = self.net.training
+        self.net.train()
+        for i, batch in enumerate(datamodule.train_dataloader()):
+            if i >= num_batches:
+                break
+            # no augmentation: the trainer is validating, not training
+            x, _ = datamodule.on_after_batch_transfer(
+                self.trainer.strategy.batch_to_device(batch), 0
+            )
+            self(x)
+        self.net.train(was_training)
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
@@ -137,4 +193,5 @@ class ChildModule(pl.LightningModule):
             return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        schedule = {"scheduler": scheduler, "interval": "step"}
+        return {"optimizer": optimizer, "lr_scheduler": schedule}

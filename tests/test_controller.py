@@ -33,8 +33,12 @@ def test_sampled_log_prob_equals_scored_log_prob(layers):
 def test_log_prob_is_the_sum_of_per_step_log_probs():
     """Score every action sequence of a tiny space: probabilities sum to 1."""
     torch.manual_seed(0)
-    decisions = [Decision("a", (0, 1, 2)), AnchorDecision("s0", 0, 0),
-                 AnchorDecision("s1", 1, 1), Decision("b", (0, 1))]
+    decisions = [
+        Decision("a", (0, 1, 2)),
+        AnchorDecision("s0", 0, 0),
+        AnchorDecision("s1", 1, 1),
+        Decision("b", (0, 1)),
+    ]
     controller = LSTMController(decisions, hidden=8)
     all_actions = torch.tensor([[a, 0, s, b] for a in range(3) for s in range(2) for b in range(2)])
     total = controller(actions=all_actions).log_prob.exp().sum()
@@ -55,8 +59,9 @@ def test_prefix_sampling():
 
 
 def test_init_range_temperature_and_tanh():
-    c = LSTMController(_mixed_decisions(), hidden=8, init_range=0.08, temperature=5.0,
-                       tanh_constant=2.5)
+    c = LSTMController(
+        _mixed_decisions(), hidden=8, init_range=0.08, temperature=5.0, tanh_constant=2.5
+    )
     assert all(p.abs().max() <= 0.08 for p in c.parameters())
     out = c(n=64)
     # tanh bounds logits to +-2.5, so no choice can be near-certain
@@ -65,8 +70,12 @@ def test_init_range_temperature_and_tanh():
 
 @pytest.mark.parametrize(
     "kwargs, key",
-    [({"hidden": 0}, "hidden"), ({"hidden": -3}, "hidden"), ({"layers": 0}, "layers"),
-     ({"temperature": 0.0}, "temperature")],
+    [
+        ({"hidden": 0}, "hidden"),
+        ({"hidden": -3}, "hidden"),
+        ({"layers": 0}, "layers"),
+        ({"temperature": 0.0}, "temperature"),
+    ],
 )
 def test_invalid_controller_arguments(kwargs, key):
     with pytest.raises(ConfigError) as err:

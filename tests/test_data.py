@@ -64,8 +64,10 @@ def _write_fmnist(folder, n_train=60, n_test=20):
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(rng.integers(0, 255, (n, 28, 28), dtype=np.uint8),
-                  folder / f"{prefix}-images-idx3-ubyte.gz")
+        write_idx(
+            rng.integers(0, 255, (n, 28, 28), dtype=np.uint8),
+            folder / f"{prefix}-images-idx3-ubyte.gz",
+        )
         write_idx(np.arange(n, dtype=np.uint8) % 10, folder / f"{prefix}-labels-idx1-ubyte.gz")
 
 
@@ -87,16 +89,19 @@ def _write_cifar(root, folder, train_files, test_files, label_key, classes):
     d.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for name in train_files + test_files:
-        batch = {b"data": rng.integers(0, 255, (20, 3072), dtype=np.uint8),
-                 label_key: list(rng.integers(0, classes, 20))}
+        batch = {
+            b"data": rng.integers(0, 255, (20, 3072), dtype=np.uint8),
+            label_key: list(rng.integers(0, classes, 20)),
+        }
         with open(d / name, "wb") as f:
             pickle.dump(batch, f)
 
 
 @pytest.mark.parametrize("cls", [CIFAR10, CIFAR100])
 def test_cifar_reads_the_python_format(tmp_path, cls):
-    _write_cifar(tmp_path, cls.folder, cls.train_files, cls.test_files,
-                 cls.label_key, cls.num_classes)
+    _write_cifar(
+        tmp_path, cls.folder, cls.train_files, cls.test_files, cls.label_key, cls.num_classes
+    )
     dm = cls(data_dir=str(tmp_path), download=False, val_size=10, batch_size=4)
     dm.setup()
     n_train = 20 * len(cls.train_files)
@@ -117,9 +122,14 @@ def test_batched_augmentations():
     assert (z == 0).any() and (z.sum(dim=(1, 2, 3)) >= 64 - 16).all()
 
 
-@pytest.mark.parametrize("kwargs, key", [({"batch_size": 0}, "batch_size"),
-                                         ({"val_size": 1.5}, "val_size"),
-                                         ({"train_subset": 0}, "train_subset")])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"val_size": 1.5}, "val_size"),
+        ({"train_subset": 0}, "train_subset"),
+    ],
+)
 def test_invalid_datamodule_arguments(kwargs, key):
     with pytest.raises(ConfigError) as err:
         EmbeddedFashionMNIST(**kwargs)

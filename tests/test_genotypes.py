@@ -29,7 +29,9 @@ def test_load_by_name_file_and_best_json(tmp_path):
     assert load_genotype(path) == NASNET_A
     best = tmp_path / "run"
     best.mkdir()
-    (best / "best.json").write_text(json.dumps({"reward": 0.9, "genotype": json.loads(path.read_text())}))
+    (best / "best.json").write_text(
+        json.dumps({"reward": 0.9, "genotype": json.loads(path.read_text())})
+    )
     assert load_genotype(best / "best.json") == NASNET_A
     assert load_genotype(best) == NASNET_A  # a run folder
 
@@ -42,7 +44,8 @@ def test_load_by_name_file_and_best_json(tmp_path):
         ('{"kind": "alien"}', "unknown genotype kind"),
         ('{"kind": "nasnet", "normal": {}}', "malformed nasnet genotype"),
         (
-            '{"kind": "nasnet", "normal": {"blocks": [{"inputs": [0, 7], "ops": ["identity", "identity"]}]},'
+            '{"kind": "nasnet",'
+            ' "normal": {"blocks": [{"inputs": [0, 7], "ops": ["identity", "identity"]}]},'
             ' "reduction": {"blocks": [{"inputs": [0, 1], "ops": ["identity", "identity"]}]}}',
             "input_b=7",
         ),

@@ -9,13 +9,12 @@ import sys
 
 import pytest
 import torch
+from conftest import ROOT, TINY
 
 from nas_lightning.errors import ConfigError
 from nas_lightning.genotypes import genotype_from_dict
 from nas_lightning.search.loop import run_search
 from nas_lightning.search.records import read_children
-
-from conftest import ROOT, TINY
 
 
 def test_tiny_search_writes_the_run_folder(tiny_search_cfg, tmp_path):
@@ -126,7 +125,11 @@ def _run_cli(args, cwd, timeout=300, env_extra=None):
     env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, str(ROOT / "search.py"), *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -173,15 +176,23 @@ def test_cli_default_logger_writes_an_offline_wandb_run(tmp_path):
 def test_ddp_ranks_sample_the_same_architectures_and_agree(tmp_path):
     run = tmp_path / "ddp"
     proc = _run_cli(
-        ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", *TINY,
-         "search.rank_digest=true", f"hydra.run.dir={run}"],
-        cwd=tmp_path, timeout=600, env_extra={"OMP_NUM_THREADS": "1"},
+        [
+            "trainer=ddp",
+            "trainer.devices=2",
+            "trainer.accelerator=cpu",
+            *TINY,
+            "search.rank_digest=true",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=tmp_path,
+        timeout=600,
+        env_extra={"OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     d0 = json.loads((run / "rank_digest" / "rank0.json").read_text())
     d1 = json.loads((run / "rank_digest" / "rank1.json").read_text())
     assert len(d0) == len(d1) == 2
-    for a, b in zip(d0, d1):
+    for a, b in zip(d0, d1, strict=True):
         assert a["actions"] == b["actions"]
         assert a["reward"] == pytest.approx(b["reward"], abs=1e-6)
         assert a["controller_sum"] == pytest.approx(b["controller_sum"], rel=1e-6)

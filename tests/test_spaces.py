@@ -12,7 +12,10 @@ def test_nasnet_space_has_2x5b_decisions_in_paper_order():
     space = NASNetSpace(num_blocks=5)
     assert len(space) == 2 * 5 * 5
     assert space.names[:5] == (
-        "normal/b0/input_a", "normal/b0/input_b", "normal/b0/op_a", "normal/b0/op_b",
+        "normal/b0/input_a",
+        "normal/b0/input_b",
+        "normal/b0/op_a",
+        "normal/b0/op_b",
         "normal/b0/combine",
     )
     assert space.names[25].startswith("reduction/b0")

@@ -177,7 +177,9 @@ class LSTMController(nn.Module):
             zero = out.new_zeros(n)
             return torch.zeros(n, dtype=torch.long, device=out.device), zero, zero, out
         if len(anchors) < k:
-            raise ValueError(f"{decision.name} needs {k} earlier anchors, only {len(anchors)} exist")
+            raise ValueError(
+                f"{decision.name} needs {k} earlier anchors, only {len(anchors)} exist"
+            )
         prev_proj = torch.stack(anchors_proj[:k], dim=1)  # [n, k, hidden]
         scores = self.v(torch.tanh(prev_proj + self.w_curr(out)[:, None])).squeeze(-1)
         logits = self._shape(scores)  # [n, k]

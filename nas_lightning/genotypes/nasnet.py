@@ -37,8 +37,13 @@ class Block:
         inputs, ops = data["inputs"], data["ops"]
         if len(inputs) != 2 or len(ops) != 2:
             raise GenotypeError("a block needs exactly two inputs and two ops")
-        return cls(int(inputs[0]), int(inputs[1]), str(ops[0]), str(ops[1]),
-                   str(data.get("combine", "add")))
+        return cls(
+            int(inputs[0]),
+            int(inputs[1]),
+            str(ops[0]),
+            str(ops[1]),
+            str(data.get("combine", "add")),
+        )
 
 
 @dataclass(frozen=True)

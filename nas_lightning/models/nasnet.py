@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nas_lightning.errors import ConfigError
 from nas_lightning.genotypes.nasnet import Cell, NASNetGenotype
 from nas_lightning.models.ops import OPS, FactorizedReduce, ReLUConvBN
 
@@ -94,6 +95,31 @@ class NASNetCell(nn.Module):
         return torch.cat(outs, dim=1)
 
 
+class AuxiliaryHead(nn.Sequential):
+    """NASNet's auxiliary classifier, used in training only.
+
+    As in the reference (TF-slim ``nasnet._build_aux_head``): ReLU, average
+    pooling, a 1x1 conv to 128 channels, BN, ReLU, a conv to 768 channels
+    over the whole remaining map, BN, ReLU and a linear classifier. The
+    reference pools 5x5 with stride 3 (a 2x2 or 4x4 map on CIFAR); pooling
+    adaptively to 2x2 gives the same head for any input size.
+    """
+
+    def __init__(self, c_in: int, num_classes: int) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Conv2d(c_in, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=True),
+            nn.Flatten(),
+            nn.Linear(768, num_classes),
+        )
+
+
 class NASNetwork(nn.Module):
     """A classifier stacked from a genotype's normal and reduction cells.
 
@@ -108,6 +134,10 @@ class NASNetwork(nn.Module):
         stem_stride: stride of the stem conv; 2 quarters the cost of every
             cell (the search's proxy children on small CPUs use it).
         dropout: dropout before the classifier.
+        auxiliary: add NASNet's auxiliary head on the output of the last
+            stage before the final reduction (2/3 of the depth, as in the
+            paper's code); in training mode ``forward`` then returns
+            ``(logits, aux_logits)``, in eval mode the logits alone.
     """
 
     def __init__(
@@ -121,8 +151,11 @@ class NASNetwork(nn.Module):
         stem_multiplier: int = 3,
         stem_stride: int = 1,
         dropout: float = 0.0,
+        auxiliary: bool = False,
     ) -> None:
         super().__init__()
+        if auxiliary and num_reductions < 1:
+            raise ConfigError("auxiliary", "the auxiliary head needs num_reductions >= 1")
         self.genotype = genotype
         c_stem = stem_multiplier * filters
         self.stem = nn.Sequential(
@@ -132,6 +165,8 @@ class NASNetwork(nn.Module):
         c_pp, c_p, c = c_stem, c_stem, filters
         self.cells = nn.ModuleList()
         prev_reduced = False
+        self.aux_index: int | None = None
+        self.aux_head: AuxiliaryHead | None = None
         for stage in range(num_reductions + 1):
             if stage > 0:
                 c *= 2
@@ -142,6 +177,9 @@ class NASNetwork(nn.Module):
                 cell = NASNetCell(genotype.normal, c_pp, c_p, c, False, prev_reduced)
                 self.cells.append(cell)
                 c_pp, c_p, prev_reduced = c_p, cell.out_channels, False
+            if auxiliary and stage == num_reductions - 1:
+                self.aux_index = len(self.cells) - 1
+                self.aux_head = AuxiliaryHead(c_p, num_classes)
         self.out_channels = c_p
         self.head = nn.Sequential(
             nn.ReLU(inplace=False),
@@ -156,8 +194,12 @@ class NASNetwork(nn.Module):
         for cell in self.cells:
             cell.drop_prob = prob
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         s0 = s1 = self.stem(x)
-        for cell in self.cells:
+        aux = None
+        for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1)
-        return self.head(s1)
+            if i == self.aux_index and self.training:
+                aux = self.aux_head(s1)
+        logits = self.head(s1)
+        return logits if aux is None else (logits, aux)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import Callback
 from torch import nn
 
 from nas_lightning.callbacks import ControllerCallback
@@ -35,6 +36,64 @@ class ChildOutcome:
     params: int | None = None
     seconds: float = 0.0
     recorded: bool = False
+    timing: dict[str, float] = field(default_factory=dict)
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for queued kernels, so that a wall-clock mark means what it says."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class ChildTimer(Callback):
+    """Wall-clock seconds inside a child's training steps and validation.
+
+    Training time runs from the start of a span's first batch (after the
+    loader has produced it) to the start of validation or the end of the
+    epoch; validation from its start to its end. Everything else in ``fit``
+    (optimizer and loader set-up, hooks, teardown) is the framework's fixed
+    cost. The device is synchronised only at these few boundaries, never per
+    step, so timing costs nothing measurable.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.train = self.val = 0.0
+        self.steps = 0
+        self.first_batch: float | None = None
+        self._open: float | None = None
+        self._val_start: float | None = None
+
+    def _close(self, pl_module: pl.LightningModule) -> None:
+        if self._open is not None:
+            _sync(pl_module.device)
+            self.train += time.perf_counter() - self._open
+            self._open = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.reset()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self._open is None:
+            self._open = time.perf_counter()
+            if self.first_batch is None:
+                self.first_batch = self._open
+        self.steps += 1
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._close(pl_module)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._close(pl_module)
+        self._val_start = time.perf_counter()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._val_start is not None:
+            _sync(pl_module.device)
+            self.val += time.perf_counter() - self._val_start
+            self._val_start = None
 
 
 class LightningEvaluator:
@@ -53,6 +112,8 @@ class LightningEvaluator:
             dict`` run before training (latency, MACs).
         optimizer: ``params -> Optimizer`` (the instantiated
             ``child.optimizer``); None: ChildModule's default SGD.
+        callbacks: extra callbacks for every child's Trainer (profilers,
+            benchmarks); each must reset its state in ``on_fit_start``.
     """
 
     def __init__(
@@ -66,6 +127,7 @@ class LightningEvaluator:
         seed: int = 0,
         probe: Callable[..., dict[str, Any]] | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        callbacks: list[pl.Callback] | None = None,
     ) -> None:
         self.datamodule = datamodule
         self.model_factory = model_factory
@@ -76,8 +138,20 @@ class LightningEvaluator:
         self.seed = seed
         self.probe = probe
         self.optimizer_factory = optimizer
+        self.callbacks = list(callbacks or [])
         if int(child.epochs) < 1:
             raise ConfigError("child.epochs", f"must be >= 1, got {child.epochs}")
+        self.compile_mode = compile_mode(child.get("compile", False))
+        eval_batch_size = child.get("eval_batch_size")
+        if eval_batch_size is not None:
+            if not isinstance(eval_batch_size, int) or eval_batch_size < 1:
+                raise ConfigError(
+                    "child.eval_batch_size", f"must be an integer >= 1, got {eval_batch_size!r}"
+                )
+            # The proxy task is this evaluator's. A limit counted in batches keeps
+            # batches of the training size, so that a debug limit keeps its cost.
+            if not isinstance(child.get("limit_val_batches"), int):
+                datamodule.eval_batch_size = eval_batch_size
 
     def build(self, genotype: Any) -> nn.Module:
         return self.model_factory(
@@ -120,9 +194,12 @@ class LightningEvaluator:
         self.datamodule.seed = self.seed + index
         outcome = ChildOutcome(status="ok")
         callback: ControllerCallback | None = None
+        timer = ChildTimer()
+        marks = {"start": start}
         try:
             net = self.build(proposal.genotype)
             outcome.params = count_params(net)
+            marks["build"] = time.perf_counter()
             extra = {}
             if self.probe is not None:
                 extra = dict(self.probe(
@@ -131,6 +208,7 @@ class LightningEvaluator:
                     in_channels=self.datamodule.in_channels,
                     num_classes=self.datamodule.num_classes,
                 ))
+            marks["probe"] = time.perf_counter()
             module = ChildModule(
                 net,
                 num_classes=self.datamodule.num_classes,
@@ -139,18 +217,24 @@ class LightningEvaluator:
                 warmup_steps=int(self.child.get("warmup_steps", 0)),
                 label_smoothing=float(self.child.get("label_smoothing", 0.0)),
                 channels_last=bool(self.child.get("channels_last", True)),
+                bn_recalibration_batches=int(self.child.get("bn_recalibration_batches", 0)),
             )
+            if self.compile_mode is not None:  # in place: parameter names stay the same
+                module.net.compile(mode=self.compile_mode)
 
             def record_then_tell(metrics: ChildMetrics, reward: float) -> None:
                 outcome.metrics, outcome.reward = metrics, reward
                 outcome.seconds = time.perf_counter() - start
+                outcome.timing = _split(marks, timer, start + outcome.seconds)
+                metrics.extra["timing"] = outcome.timing  # after the reward: it never sees it
                 before_tell(outcome)
                 outcome.recorded = True
 
             callback = ControllerCallback(
                 strategy, proposal, self.reward_fn, extra=extra, before_tell=record_then_tell
             )
-            trainer = self.make_trainer([callback])
+            trainer = self.make_trainer([timer, *self.callbacks, callback])
+            marks["init"] = time.perf_counter()
             trainer.fit(module, datamodule=self.datamodule)
             if callback.calls != 1:
                 raise RuntimeError("training ended without validation (no reward computed)")
@@ -168,3 +252,50 @@ class LightningEvaluator:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
         return outcome
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_mode(value: Any) -> str | None:
+    """``child.compile`` as a ``torch.compile`` mode, or None when off.
+
+    Off by default: compiling takes minutes per child on a CPU and gained
+    nothing there (FACTS.md); on a GPU it can pay off for long children.
+    """
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "default"
+    if isinstance(value, str) and value in COMPILE_MODES:
+        return value
+    raise ConfigError(
+        "child.compile", f"must be true, false or one of {list(COMPILE_MODES)}, got {value!r}"
+    )
+
+
+def _split(marks: dict[str, float], timer: ChildTimer, end: float) -> dict[str, float]:
+    """Seconds of each phase of a child, up to the moment its record is written.
+
+    ``build`` the network; ``probe`` the latency probe (0 without one);
+    ``init`` the LightningModule and Trainer; ``setup`` from ``fit`` to the
+    first training batch (optimizer, loaders); ``train`` inside training
+    steps; ``val`` validation; ``other`` the rest of ``fit`` (hooks between
+    phases, teardown, the reward).
+    """
+    build = marks.get("build", marks["start"])
+    probe = marks.get("probe", build)
+    init = marks.get("init", probe)
+    first = timer.first_batch if timer.first_batch is not None else end
+    out = {
+        "build": build - marks["start"],
+        "probe": probe - build,
+        "init": init - probe,
+        "setup": max(0.0, first - init),
+        "train": timer.train,
+        "val": timer.val,
+    }
+    out["other"] = max(0.0, end - marks["start"] - sum(out.values()))
+    out = {k: round(v, 4) for k, v in out.items()}
+    out["train_steps"] = timer.steps
+    return out

@@ -116,7 +116,9 @@ def run_search(cfg: DictConfig) -> SearchResult:
     trainer_factory = build(cfg.trainer, "trainer")
     probe = build(cfg.latency, "latency") if cfg.get("latency") else None
     logger: SearchLogger = build(cfg.logger, "logger") if cfg.get("logger") else SearchLogger()
-    optimizer = build(cfg.child.optimizer, "child.optimizer") if cfg.child.get("optimizer") else None
+    optimizer = None
+    if cfg.child.get("optimizer"):
+        optimizer = build(cfg.child.optimizer, "child.optimizer")
     failed_reward = cfg.search.get("failed_reward")
     if rank == 0:
         datamodule.prepare_data()
@@ -174,6 +176,8 @@ def run_search(cfg: DictConfig) -> SearchResult:
                 digest.append({"index": index, "actions": list(proposal.actions),
                                "reward": outcome.reward, **_controller_digest(strategy)})
     finally:
+        if rank == 0 and hasattr(strategy, "finish"):  # a strategy's own results (NetAdapt)
+            strategy.finish(run_dir)
         summary = _finish(cfg, run_dir, records, recorder, probe, logger, rank, start)
         if cfg.search.get("rank_digest"):
             digest_dir = run_dir / "rank_digest"

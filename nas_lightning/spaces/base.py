@@ -147,7 +147,7 @@ class SearchSpace(ABC):
         """
         return len(self.decisions)
 
-    def set_progress(self, num_children: int) -> None:
+    def set_progress(self, num_children: int) -> None:  # noqa: B027 (a hook, no-op by default)
         """Told by the search loop before each proposal; growing spaces grow here."""
 
     def cardinality(self) -> int:
@@ -160,9 +160,7 @@ class SearchSpace(ABC):
     def check(self, actions: Sequence[int]) -> Actions:
         """Return ``actions`` as a tuple of ints, or raise GenotypeError."""
         if len(actions) != len(self.decisions):
-            raise GenotypeError(
-                f"expected {len(self.decisions)} actions, got {len(actions)}"
-            )
+            raise GenotypeError(f"expected {len(self.decisions)} actions, got {len(actions)}")
         out = tuple(int(a) for a in actions)
         for d, a in zip(self.decisions, out, strict=True):
             if not 0 <= a < d.size:

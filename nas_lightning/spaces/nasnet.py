@@ -45,7 +45,9 @@ class NASNetSpace(SearchSpace):
         combines = tuple(combines)
         bad = [c for c in combines if c not in COMBINES]
         if bad or not combines:
-            raise ConfigError("combines", f"must be a non-empty subset of {COMBINES}, got {list(combines)}")
+            raise ConfigError(
+                "combines", f"must be a non-empty subset of {COMBINES}, got {list(combines)}"
+            )
         self.num_blocks = num_blocks
         self.ops = ops
         self.combines = combines

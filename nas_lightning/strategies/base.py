@@ -66,6 +66,8 @@ class Strategy(ABC):
         if n is not None and n < 1:
             raise ValueError(f"ask(n) needs n >= 1, got {n}")
         proposals = self._propose(1 if n is None else n)
+        for i, proposal in enumerate(proposals):  # ids stay unique within a batch
+            proposal.id = self.num_proposed + i
         self.num_proposed += len(proposals)
         return proposals[0] if n is None else proposals
 
@@ -103,7 +105,7 @@ class Strategy(ABC):
         """Everything needed to continue exactly where this strategy is."""
         return {
             "seed": self.seed,
-            "rng": self.rng.getstate(),
+            "rng": _rng_state_as_lists(self.rng.getstate()),
             "num_proposed": self.num_proposed,
             "num_told": self.num_told,
         }
@@ -113,6 +115,12 @@ class Strategy(ABC):
         self.rng.setstate(_as_rng_state(state["rng"]))
         self.num_proposed = state["num_proposed"]
         self.num_told = state["num_told"]
+
+
+def _rng_state_as_lists(state: tuple) -> list:
+    """Plain lists of ints, loadable by ``torch.load(..., weights_only=True)`` and JSON."""
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
 
 
 def _as_rng_state(state: Any) -> tuple:

@@ -9,6 +9,8 @@ keeps proposals small, picklable and replayable on resume.
 
 from __future__ import annotations
 
+import copy
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -59,7 +61,9 @@ class PolicyGradientStrategy(Strategy):
         if entropy_weight < 0:
             raise ConfigError("entropy_weight", f"must be >= 0, got {entropy_weight}")
         if optimizer not in _OPTIMIZERS:
-            raise ConfigError("optimizer", f"must be one of {sorted(_OPTIMIZERS)}, got {optimizer!r}")
+            raise ConfigError(
+                "optimizer", f"must be one of {sorted(_OPTIMIZERS)}, got {optimizer!r}"
+            )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             if controller is None:
@@ -104,6 +108,9 @@ class PolicyGradientStrategy(Strategy):
 
     def _advantages(self, rewards: list[float]) -> tuple[torch.Tensor, float]:
         """Advantages against the baseline *before* it absorbs these rewards."""
+        bad = [r for r in rewards if not math.isfinite(r)]
+        if bad:  # one NaN would poison the baseline and every later gradient
+            raise ValueError(f"rewards must be finite, got {bad}; tell a failed child a number")
         if self.baseline is None:
             self.baseline = sum(rewards) / len(rewards)
         baseline = self.baseline
@@ -115,8 +122,9 @@ class PolicyGradientStrategy(Strategy):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state.update(
-            controller=self.controller.state_dict(),
-            optimizer=self.optimizer.state_dict(),
+            # Copies, not views: later training must not change a saved state.
+            controller=copy.deepcopy(self.controller.state_dict()),
+            optimizer=copy.deepcopy(self.optimizer.state_dict()),
             baseline=self.baseline,
             generator=self.generator.get_state(),
         )
@@ -140,8 +148,8 @@ class Reinforce(PolicyGradientStrategy):
         self._step(loss)
         return {
             "loss": float(loss.detach()),
-            "entropy": float(out.entropy.mean()),
+            "entropy": float(out.entropy.detach().mean()),
             "baseline": baseline,
             "advantage": float(adv.mean()),
-            "log_prob": float(out.log_prob.mean()),
+            "log_prob": float(out.log_prob.detach().mean()),
         }

@@ -1,0 +1,140 @@
+"""Regularized (aging) evolution, Real et al. 2019 (AmoebaNet).
+
+The first ``population_size`` proposals are uniformly random. After that,
+each proposal samples ``sample_size`` members of the population uniformly
+(with replacement, as in the paper's code), takes the one with the best
+reward as the parent and mutates exactly one of its active decisions to a
+different value. Every told child joins the population and the *oldest*
+member leaves, not the worst: aging keeps re-testing what survives, which
+makes the search robust to noisy rewards.
+
+It works on any space's decision list: an anchor decision (NAS-RL skip
+connections) is just a categorical of size ``2 ** num_prev``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from nas_lightning.errors import ConfigError
+from nas_lightning.spaces.base import Actions, SearchSpace
+from nas_lightning.strategies.base import Proposal, Strategy
+
+
+def _fitness(reward: float) -> float:
+    """NaN (a failed child) ranks below everything."""
+    return -math.inf if math.isnan(reward) else reward
+
+
+def _copy(member: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A member as plain data that later changes cannot reach."""
+    return None if member is None else dict(member, actions=list(member["actions"]))
+
+
+class RegularizedEvolution(Strategy):
+    """Aging evolution with tournament selection and single-decision mutation.
+
+    Args:
+        space: the search space.
+        population_size: P, members kept alive (the paper: 100).
+        sample_size: S, tournament size (the paper: 25).
+        seed: the only randomness source.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        population_size: int = 100,
+        sample_size: int = 25,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(space, seed)
+        if not isinstance(population_size, int) or population_size < 1:
+            raise ConfigError(
+                "population_size", f"must be an integer >= 1, got {population_size!r}"
+            )
+        if not isinstance(sample_size, int) or not 1 <= sample_size <= population_size:
+            raise ConfigError(
+                "sample_size",
+                f"must be an integer in 1..population_size={population_size}, got {sample_size!r}",
+            )
+        self.population_size = population_size
+        self.sample_size = sample_size
+        # Oldest first; each member is {"id", "actions", "reward"}.
+        self.population: list[dict[str, Any]] = []
+        # Every told child in tell order, as [id, reward]; actions of the best.
+        self.history: list[list[float]] = []
+        self.best: dict[str, Any] | None = None
+
+    def _propose(self, n: int) -> list[Proposal]:
+        proposals = []
+        for i in range(n):
+            if self.num_proposed + i < self.population_size or not self.population:
+                proposal = self._make(self.space.sample(self.rng))
+                proposal.info["origin"] = "random"
+            else:
+                parent = self._tournament()
+                actions, changed = self._mutate(parent["actions"])
+                proposal = self._make(actions)
+                proposal.info.update(
+                    origin="mutation", parent=parent["id"], mutated=self.space.names[changed]
+                )
+            proposals.append(proposal)
+        return proposals
+
+    def _tournament(self) -> dict[str, Any]:
+        """The fittest of S members drawn with replacement; ties go to the first drawn."""
+        sample = [self.rng.choice(self.population) for _ in range(self.sample_size)]
+        return max(sample, key=lambda m: _fitness(m["reward"]))
+
+    def _mutate(self, actions: Sequence[int]) -> tuple[Actions, int]:
+        """Change exactly one active decision that has an alternative to a different value.
+
+        Returns the new actions and the index of the changed decision (-1
+        when no active decision has two values, the only case that copies).
+        """
+        k = self.space.num_active
+        sizes = self.space.sizes
+        mutable = [i for i in range(k) if sizes[i] > 1]
+        child = list(actions)
+        child[k:] = [0] * (len(child) - k)  # a shrunk space: inactive decisions are 0
+        if not mutable:
+            return tuple(child), -1
+        i = self.rng.choice(mutable)
+        new = self.rng.randrange(sizes[i] - 1)
+        child[i] = new + 1 if new >= child[i] else new
+        return tuple(child), i
+
+    def _learn(self, proposals: list[Proposal], rewards: list[float]) -> dict[str, float]:
+        for p, r in zip(proposals, rewards, strict=True):
+            if not p.actions:  # outside the action grid: cannot be mutated
+                continue
+            member = {"id": p.id, "actions": list(p.actions), "reward": r}
+            self.population.append(member)
+            if len(self.population) > self.population_size:
+                self.population.pop(0)  # aging: the oldest dies, not the worst
+            self.history.append([p.id, r])
+            if self.best is None or _fitness(r) > _fitness(self.best["reward"]):
+                self.best = dict(member)
+        if not self.population:
+            return {}
+        return {
+            "population": float(len(self.population)),
+            "population_best": max(_fitness(m["reward"]) for m in self.population),
+            "best": _fitness(self.best["reward"]) if self.best else -math.inf,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["population"] = [_copy(m) for m in self.population]
+        state["history"] = [list(h) for h in self.history]
+        state["best"] = _copy(self.best)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.population = [_copy(m) for m in state["population"]]
+        self.history = [list(h) for h in state["history"]]
+        self.best = _copy(state["best"])

@@ -1,0 +1,165 @@
+"""Proximal Policy Optimization of the controller (NASNet, MnasNet).
+
+The search loop tells children one at a time (or in batches of any size);
+PPO buffers them and, every ``batch_size`` children, takes ``epochs``
+gradient steps on the clipped surrogate
+
+    L = -mean(min(rho * A, clip(rho, 1 - eps, 1 + eps) * A)) - beta * H
+
+where ``rho = exp(log pi(a) - log pi_old(a))`` is the ratio of the
+controller's *joint* log-probability of a child's decisions now and when the
+child was proposed, ``A = reward - baseline`` with NASNet's EMA baseline and
+``H`` the policy's entropy. The old log-probability is the one stored on the
+proposal at ``ask`` time, so children proposed before an update and told
+after it (concurrent workers) are still weighted correctly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from nas_lightning.errors import ConfigError
+from nas_lightning.spaces.base import SearchSpace
+from nas_lightning.strategies.base import Proposal
+from nas_lightning.strategies.reinforce import ControllerFactory, PolicyGradientStrategy
+
+
+class PPO(PolicyGradientStrategy):
+    """PPO with a clipped ratio over the controller's joint log-probability.
+
+    Args:
+        space: the search space.
+        controller: a factory ``decisions -> controller`` or a built one.
+        lr: controller learning rate (NASNet: 3.5e-4).
+        optimizer: ``adam`` or ``sgd``.
+        baseline_decay: EMA decay of the reward baseline (NASNet: 0.95).
+        entropy_weight: weight of the entropy bonus (NASNet: 1e-5).
+        grad_clip: clip the controller's gradient norm (None: off).
+        batch_size: children per update; a sequential search updates every
+            ``batch_size`` children.
+        epochs: gradient steps over each batch.
+        clip: the ratio is clipped to ``[1 - clip, 1 + clip]``.
+        seed: seeds the controller's initial weights and its sampling.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        controller: ControllerFactory | nn.Module | None = None,
+        lr: float = 3.5e-4,
+        optimizer: str = "adam",
+        baseline_decay: float = 0.95,
+        entropy_weight: float = 1e-5,
+        grad_clip: float | None = None,
+        batch_size: int = 10,
+        epochs: int = 4,
+        clip: float = 0.2,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError("batch_size", f"must be an integer >= 1, got {batch_size!r}")
+        if not isinstance(epochs, int) or epochs < 1:
+            raise ConfigError("epochs", f"must be an integer >= 1, got {epochs!r}")
+        if not 0 < clip < 1:
+            raise ConfigError("clip", f"must be in (0, 1), got {clip}")
+        super().__init__(
+            space,
+            controller=controller,
+            lr=lr,
+            optimizer=optimizer,
+            baseline_decay=baseline_decay,
+            entropy_weight=entropy_weight,
+            grad_clip=grad_clip,
+            seed=seed,
+        )
+        self.batch_size, self.epochs, self.clip = batch_size, epochs, clip
+        # Told children not yet learned from: plain data, saved in state_dict.
+        self.buffer: list[dict[str, Any]] = []
+        self.num_updates = 0
+
+    def _learn(self, proposals: list[Proposal], rewards: list[float]) -> dict[str, float]:
+        bad = [r for r in rewards if not math.isfinite(r)]
+        if bad:  # refuse before buffering, so the buffer never holds a poisoned batch
+            raise ValueError(f"rewards must be finite, got {bad}; tell a failed child a number")
+        for p, r in zip(proposals, rewards, strict=True):
+            if not p.actions:  # outside the action grid: nothing to score
+                continue
+            steps = int(p.info.get("steps", len(p.actions)))
+            self.buffer.append(
+                {"actions": list(p.actions[:steps]), "log_prob": p.log_prob, "reward": r}
+            )
+        stats: dict[str, float] = {}
+        while len(self.buffer) >= self.batch_size:
+            batch, self.buffer = self.buffer[: self.batch_size], self.buffer[self.batch_size :]
+            stats = self._update(batch)
+        stats["buffered"] = float(len(self.buffer))
+        return stats
+
+    def _rescore(self, batch: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Joint log-probability and entropy of each child, in batch order.
+
+        Children of a growing space may have different depths; each depth is
+        scored in one teacher-forced pass.
+        """
+        device = next(self.controller.parameters()).device
+        log_prob = torch.zeros(len(batch), device=device)
+        entropy = torch.zeros(len(batch), device=device)
+        by_depth: dict[int, list[int]] = {}
+        for i, item in enumerate(batch):
+            by_depth.setdefault(len(item["actions"]), []).append(i)
+        for rows in by_depth.values():
+            actions = torch.tensor([batch[i]["actions"] for i in rows], dtype=torch.long)
+            out = self.controller(actions=actions)
+            index = torch.tensor(rows, device=device)
+            log_prob = log_prob.index_put((index,), out.log_prob)
+            entropy = entropy.index_put((index,), out.entropy)
+        return log_prob, entropy
+
+    def _update(self, batch: list[dict[str, Any]]) -> dict[str, float]:
+        adv, baseline = self._advantages([item["reward"] for item in batch])
+        device = next(self.controller.parameters()).device
+        adv = adv.to(device)
+        if any(item["log_prob"] is None for item in batch):
+            # Proposals from elsewhere (a record, a user): treat as on-policy.
+            with torch.no_grad():
+                current, _ = self._rescore(batch)
+            for item, lp in zip(batch, current.tolist(), strict=True):
+                if item["log_prob"] is None:
+                    item["log_prob"] = lp
+        old = torch.tensor([item["log_prob"] for item in batch], device=device)
+        for _ in range(self.epochs):
+            log_prob, entropy = self._rescore(batch)
+            ratio = torch.exp(log_prob - old)
+            clipped = torch.clamp(ratio, 1 - self.clip, 1 + self.clip)
+            surrogate = torch.minimum(ratio * adv, clipped * adv)
+            loss = -surrogate.mean() - self.entropy_weight * entropy.mean()
+            self._step(loss)
+        self.num_updates += 1
+        with torch.no_grad():
+            log_prob, entropy = self._rescore(batch)
+            ratio = torch.exp(log_prob - old)
+        return {
+            "loss": float(loss.detach()),
+            "entropy": float(entropy.mean()),
+            "baseline": baseline,
+            "advantage": float(adv.mean()),
+            "log_prob": float(log_prob.mean()),
+            "approx_kl": float((old - log_prob).mean()),
+            "clip_frac": float(((ratio - 1).abs() > self.clip).float().mean()),
+            "updates": float(self.num_updates),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["buffer"] = [dict(item, actions=list(item["actions"])) for item in self.buffer]
+        state["num_updates"] = self.num_updates
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.buffer = [dict(item, actions=list(item["actions"])) for item in state["buffer"]]
+        self.num_updates = int(state["num_updates"])

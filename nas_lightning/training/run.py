@@ -1,0 +1,357 @@
+"""Train one architecture fully, test it, measure it and export it.
+
+``run_train(cfg)`` is a pure function of a composed config: ``train.py``
+calls it from Hydra, tests call it with ``hydra.compose``. Every object is
+built (so every config value is checked) before training starts. The run
+folder gets the checkpoints, ``model.onnx``, ``genotype.json``,
+``config.yaml`` and the model card ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from torch import nn
+
+from nas_lightning.errors import ConfigError
+from nas_lightning.export import export_onnx
+from nas_lightning.genotypes.base import (
+    genotype_from_dict,
+    genotype_to_dict,
+    load_genotype,
+    save_genotype,
+)
+from nas_lightning.models.profile import count_macs, count_params
+from nas_lightning.models.registry import build_model, builder_arguments, get_builder
+from nas_lightning.search.builders import build, build_partial
+from nas_lightning.search.records import _jsonable
+from nas_lightning.training.callbacks import DropPathSchedule
+from nas_lightning.training.loggers import log_final
+from nas_lightning.training.module import (
+    TrainModule,
+    read_checkpoint_architecture,
+    read_checkpoint_epoch,
+)
+from nas_lightning.utils import global_rank, quiet_lightning
+
+log = logging.getLogger("nas_lightning.train")
+
+MACS_NOTE = (
+    "multiply-adds of conv and linear layers for one image (batch 1), eval mode "
+    "(no auxiliary head), counted by forward hooks (nas_lightning.models.profile)"
+)
+
+
+def _model_kwargs(cfg: DictConfig, genotype: Any) -> dict[str, Any]:
+    """The builder's arguments: the ``model`` config, checked against the genotype's kind."""
+    model = OmegaConf.to_container(cfg.model, resolve=True) if cfg.get("model") else {}
+    kind = model.pop("kind", genotype.kind)
+    if kind != genotype.kind:
+        raise ConfigError(
+            "model",
+            f"genotype {cfg.genotype!r} is of kind {genotype.kind!r}, but the model config "
+            f"builds {kind!r} networks; add model={genotype.kind}",
+        )
+    if float(cfg.recipe.aux_weight) > 0:
+        if "auxiliary" not in builder_arguments(kind):
+            name = getattr(get_builder(kind), "__name__", kind)
+            raise ConfigError("recipe.aux_weight", f"{name} has no auxiliary head; set it to 0")
+        model["auxiliary"] = True
+    return model
+
+
+def _check_same(stored: dict[str, Any], arch: dict[str, Any]) -> None:
+    """A resumed training must rebuild exactly the checkpoint's network."""
+    if stored["genotype"] != arch["genotype"]:
+        raise ConfigError("ckpt_path", "the checkpoint was trained on another genotype")
+    for key in sorted(set(stored["model"]) | set(arch["model"])):
+        old, new = stored["model"].get(key), arch["model"].get(key)
+        if old != new:
+            raise ConfigError("ckpt_path", f"the checkpoint has model.{key}={old}, this run {new}")
+
+
+def _check_data(stored: dict[str, Any], datamodule: Any) -> None:
+    if (stored["in_channels"], stored["num_classes"]) != (
+        datamodule.in_channels, datamodule.num_classes
+    ):
+        raise ConfigError(
+            "dataset",
+            f"the checkpoint was trained on {stored.get('dataset')} ({stored['in_channels']} "
+            f"channels, {stored['num_classes']} classes); choose that dataset",
+        )
+
+
+def _example_inputs(datamodule: Any, n: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """``n`` normalised test images (random ones for datamodules not held in memory)."""
+    data = getattr(datamodule, "data", None)
+    if isinstance(data, dict) and "test" in data and hasattr(datamodule, "normalize"):
+        return datamodule.normalize(data["test"].images[:n]).float()
+    return torch.randn(n, *shape, generator=torch.Generator().manual_seed(0))
+
+
+def _inference_params(net: nn.Module) -> int:
+    """Parameters of the deployed network: without a training-only auxiliary head."""
+    aux = getattr(net, "aux_head", None)
+    return count_params(net) - (count_params(aux) if aux is not None else 0)
+
+
+def _overrides() -> list[str] | None:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except (ImportError, ValueError):
+        return None
+
+
+def build_network(
+    cfg: DictConfig, stored: dict[str, Any] | None = None
+) -> tuple[Any, nn.Module, dict[str, Any], Any]:
+    """The genotype, its network, the architecture record and the datamodule of ``cfg``.
+
+    Args:
+        cfg: a ``conf/train.yaml`` config; ``genotype`` and ``model`` pick the
+            network, ``dataset`` its input channels and classes.
+        stored: a checkpoint's architecture (``eval_only``): rebuild that instead.
+
+    Returns:
+        ``(genotype, net, architecture, datamodule)``; the datamodule is built
+        but not loaded, and ``architecture`` is the plain data a checkpoint keeps.
+    """
+    datamodule = build(cfg.dataset, "dataset")
+    if stored is not None:
+        _check_data(stored, datamodule)
+        genotype = genotype_from_dict(stored["genotype"])
+        model_kwargs = dict(stored["model"])
+    else:
+        if not cfg.get("genotype"):
+            raise ConfigError("genotype", "is missing: a name (nasnet_a) or a JSON file")
+        genotype = load_genotype(str(cfg.genotype))
+        model_kwargs = _model_kwargs(cfg, genotype)
+    arch = {
+        "genotype": genotype_to_dict(genotype),
+        "model": model_kwargs,
+        "in_channels": datamodule.in_channels,
+        "num_classes": datamodule.num_classes,
+        "image_size": int(getattr(datamodule, "image_size", 32)),
+        "dataset": cfg.dataset.get("_target_"),
+    }
+    net = build_model(genotype, datamodule.in_channels, datamodule.num_classes, model_kwargs)
+    return genotype, net, arch, datamodule
+
+
+def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[str, Any]:
+    """Train (or, with ``eval_only``, evaluate) the configured architecture.
+
+    Args:
+        cfg: a config composed from ``conf/train.yaml``.
+        callbacks: extra Lightning callbacks (tests use them to watch steps).
+
+    Returns:
+        The model card (also written to ``<run_dir>/summary.json``).
+    """
+    quiet_lightning()
+    # TrainModule seeds each batch in on_before_batch_transfer, on purpose.
+    warnings.filterwarnings("ignore", message=".*overridden `on_before_batch_transfer`.*")
+    # eval_only tests a checkpoint without the checkpoint callback that wrote it.
+    warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
+    start = time.perf_counter()
+    rank = global_rank()
+    run_dir = Path(cfg.run_dir)
+    seed = int(cfg.seed)
+    eval_only = bool(cfg.get("eval_only", False))
+    ckpt_path = str(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    if eval_only and not ckpt_path:
+        raise ConfigError("ckpt_path", "eval_only=true needs ckpt_path=<a train.py checkpoint>")
+    stored = read_checkpoint_architecture(ckpt_path) if ckpt_path else None
+
+    # Build everything first: a bad value stops the run before any training.
+    pl.seed_everything(seed, workers=True, verbose=False)
+    genotype, net, arch, datamodule = build_network(cfg, stored if eval_only else None)
+    datamodule.seed = seed
+    if stored is not None and not eval_only:
+        _check_data(stored, datamodule)
+        _check_same(stored, arch)
+    model_kwargs = arch["model"]
+    input_shape = (arch["in_channels"], arch["image_size"], arch["image_size"])
+    recipe = cfg.recipe
+    drop_path = float(recipe.get("drop_path", 0.0))
+    if drop_path and not hasattr(net, "set_drop_path"):
+        raise ConfigError("recipe.drop_path", f"{type(net).__name__} has no drop-path; set it to 0")
+    optimizer = build(recipe.optimizer, "recipe.optimizer")
+    try:
+        module = TrainModule(
+            net,
+            datamodule.num_classes,
+            architecture=arch,
+            recipe=OmegaConf.to_container(recipe, resolve=True),
+            optimizer=optimizer,
+            scheduler=str(recipe.scheduler),
+            warmup_steps=int(recipe.warmup_steps),
+            label_smoothing=float(recipe.label_smoothing),
+            channels_last=bool(recipe.channels_last),
+            aux_weight=float(recipe.aux_weight),
+            seed=seed,
+        )
+    except ConfigError as err:
+        raise err.prefixed("recipe") from None
+    # Best by validation accuracy (tested at the end) and the last (resume), saved at
+    # the end of each training epoch, after its validation.
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
+                                 monitor="val/acc", mode="max", save_last=True,
+                                 auto_insert_metric_name=False, save_on_train_epoch_end=True)
+    trainer_callbacks: list[Callback] = [] if eval_only else [checkpoint]
+    if drop_path:
+        trainer_callbacks.append(DropPathSchedule(drop_path))
+    logger = build_partial(cfg.train_logger, "train_logger", save_dir=str(run_dir)) \
+        if cfg.get("train_logger") else None
+    if logger is not None:
+        trainer_callbacks.append(LearningRateMonitor("step"))
+    trainer_callbacks += list(callbacks or [])
+    trainer: pl.Trainer = build_partial(
+        cfg.trainer, "trainer", callbacks=trainer_callbacks, logger=logger or False,
+        default_root_dir=str(run_dir), use_distributed_sampler=False,
+        enable_checkpointing=not eval_only,
+    )
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        save_genotype(genotype, run_dir / "genotype.json")
+    log.info("%s %s: %s", "evaluating" if eval_only else "training", genotype.kind, genotype)
+
+    fit_seconds = 0.0
+    if not eval_only:
+        if ckpt_path:
+            _resume_sampler_epoch(datamodule, ckpt_path)
+        t0 = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        fit_seconds = time.perf_counter() - t0
+    # Read before testing: loading a checkpoint restores the callback's older state.
+    saved = {"best": checkpoint.best_model_path or None, "last": checkpoint.last_model_path or None}
+    best_val = _float(checkpoint.best_model_score)
+    epochs, steps = trainer.current_epoch, trainer.global_step
+    test_ckpt = ckpt_path if eval_only else saved["best"]
+    t0 = time.perf_counter()
+    results = trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt,
+                           weights_only=True, verbose=False)
+    test_seconds = time.perf_counter() - t0
+    summary = {
+        "run_dir": str(run_dir),
+        "task": "eval" if eval_only else "train",
+        "genotype_source": ckpt_path if eval_only else str(cfg.genotype),
+        "kind": genotype.kind,
+        "genotype": arch["genotype"],
+        "genotype_text": str(genotype),
+        "model": model_kwargs,
+        "dataset": {"target": arch["dataset"], "input_shape": list(input_shape),
+                    "num_classes": datamodule.num_classes, **_split_sizes(datamodule)},
+        "test_acc": float(results[0]["test/acc"]) if results else None,
+        "tested_checkpoint": test_ckpt,
+        "best_val_acc": best_val,
+        "val_curve": list(module.val_curve),
+        "epochs": epochs,
+        "global_step": steps,
+        "resumed_from": None if eval_only else ckpt_path,
+        "checkpoints": saved,
+        "seed": seed,
+        "recipe": OmegaConf.to_container(recipe, resolve=True),
+        "trainer": {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
+                    if not k.startswith("_")},
+        "overrides": _overrides(),
+        "versions": {"torch": torch.__version__, "pytorch_lightning": pl.__version__,
+                     "python": sys.version.split()[0]},
+    }
+    if rank == 0:
+        _measure_and_export(cfg, module.net, datamodule, input_shape, run_dir, summary)
+    summary["fit_seconds"] = round(fit_seconds, 2)
+    summary["test_seconds"] = round(test_seconds, 2)
+    summary["wall_seconds"] = round(time.perf_counter() - start, 2)
+    if rank == 0:
+        (run_dir / "summary.json").write_text(_dumps(summary))
+        files = [run_dir / "summary.json", run_dir / "genotype.json", run_dir / "model.onnx"]
+        if saved["best"]:
+            files.append(Path(saved["best"]))
+        log_final(logger, summary, files)
+        _report(summary)
+    return summary
+
+
+def _resume_sampler_epoch(datamodule: Any, ckpt_path: str) -> None:
+    """Give the first resumed epoch its own data order.
+
+    Lightning 2.6 creates the first training iterator of a resumed fit before
+    it sets the sampler's epoch (and before it restores its epoch counter), so
+    that epoch would replay epoch 0's order (Lightning-AI/pytorch-lightning#21938).
+    The first loader requested gets the checkpoint's epoch here instead.
+    """
+    epoch = read_checkpoint_epoch(ckpt_path)
+    make_loader = datamodule.train_dataloader
+    first = [True]
+
+    def train_dataloader():
+        loader = make_loader()
+        set_epoch = getattr(getattr(loader, "sampler", None), "set_epoch", None)
+        if first[0] and callable(set_epoch):
+            set_epoch(epoch)
+        first[0] = False
+        return loader
+
+    datamodule.train_dataloader = train_dataloader
+
+
+def _measure_and_export(cfg, net, datamodule, input_shape, run_dir, summary) -> None:
+    """Parameters, multiply-adds and the checked ONNX export, into ``summary``."""
+    summary["params"] = _inference_params(net)
+    summary["params_train"] = count_params(net)
+    summary["macs"] = count_macs(net, input_shape)
+    summary["macs_note"] = MACS_NOTE
+    export = cfg.get("export") or {}
+    if not export.get("onnx", True):
+        summary["onnx"] = None
+        return
+    inputs = _example_inputs(datamodule, int(export.get("check_batch", 16)), input_shape)
+    try:
+        summary["onnx"] = export_onnx(net, inputs, run_dir / "model.onnx",
+                                      opset=int(export.get("opset", 17)),
+                                      atol=float(export.get("atol", 1e-4)))
+    except Exception as err:  # keep the trained model and its card even if export fails
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        summary["onnx"] = {"ok": False, "error": f"{type(err).__name__}: {first}"}
+        log.warning("ONNX export failed: %s", summary["onnx"]["error"])
+
+
+def _split_sizes(datamodule: Any) -> dict[str, int]:
+    data = getattr(datamodule, "data", None)
+    if not isinstance(data, dict):
+        return {}
+    return {f"{split}_size": len(ds) for split, ds in data.items()}
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _dumps(summary: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(_jsonable(summary), indent=2) + "\n"
+
+
+def _report(summary: dict[str, Any]) -> None:
+    onnx = summary.get("onnx") or {}
+    log.info(
+        "test_acc=%.4f params=%s (%.2fM) MACs=%s (%.1fM) onnx_max_abs_diff=%s",
+        summary["test_acc"] or float("nan"), summary["params"], summary["params"] / 1e6,
+        summary["macs"], summary["macs"] / 1e6, onnx.get("max_abs_diff"),
+    )
+    log.info("run folder: %s", os.path.abspath(summary["run_dir"]))

@@ -1,0 +1,34 @@
+"""Train a searched (or named) architecture fully: `python train.py [overrides]`.
+
+    python train.py genotype=runs/search/<run>/best.json
+    python train.py genotype=nasnet_a dataset=cifar10 model.cells_per_stage=6 model.filters=32
+    python train.py ... ckpt_path=runs/train/<run>/checkpoints/last.ckpt     # resume
+    python train.py eval_only=true ckpt_path=runs/train/<run>/checkpoints/best.ckpt
+
+Every option lives in conf/ (root: conf/train.yaml).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from nas_lightning.errors import ConfigError, GenotypeError
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from nas_lightning.training import run_train
+
+    try:
+        summary = run_train(cfg)
+    except (ConfigError, GenotypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    return summary["test_acc"]
+
+
+if __name__ == "__main__":
+    main()

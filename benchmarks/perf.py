@@ -1,6 +1,7 @@
 """What a search costs, and how close the framework runs to a plain PyTorch loop.
 
-Four measurements in one run (see BENCHMARKS.md, "Performance"):
+Measurements, picked with ``--sections`` (default: throughput controller
+search; see BENCHMARKS.md, "Performance"):
 
 1. ``throughput``: child training images/s of the project's path
    (``LightningEvaluator``: ``ChildModule`` + ``Trainer``, exactly as the
@@ -8,25 +9,27 @@ Four measurements in one run (see BENCHMARKS.md, "Performance"):
    network (same seed, so the same initial weights), the same in-memory data
    tensors and batch order, batch size, optimizer, schedule and gradient
    clipping. Sides alternate (plain first on even repetitions, Lightning
-   first on odd ones), so machine noise hits both alike; the median of the
-   repetitions is reported. Steady state: the first ``--warmup`` steps are
-   excluded on both sides. One extra plain row trains the first child in
-   NCHW to show what channels-last buys.
-2. ``controller``: sampling (``ask``) and the policy update (``tell``) of
+   first on odd ones), so machine noise hits both alike; medians of the
+   repetitions are reported, per wall second and per CPU second of this
+   process. Steady state: the first ``--warmup`` steps are excluded on both
+   sides. Extra rows: the first child trained in NCHW (what channels-last
+   buys) and validation images/s at ``child.batch_size`` against
+   ``child.eval_batch_size``.
+2. ``threads`` (opt-in): the plain loop at 1 and 2 torch threads.
+3. ``controller``: sampling (``ask``) and the policy update (``tell``) of
    REINFORCE and PPO on the NASNet space, per child, with no training.
-3. ``search``: the default search, run as ``python search.py`` would run it
-   (a subprocess through Hydra's main), with timers around the loop's steps;
-   the children's records carry their own split (``extra.timing``: build,
-   init, setup, train, val, other). Gives the wall time, the share of it
-   inside training steps and validation, and every child's fixed cost.
+4. ``search``: the default search, run as ``python search.py`` runs it (a
+   subprocess through Hydra's main, ``perf_search.py``) with timers around
+   the loop's steps; the children's records carry their own split
+   (``extra.timing``). Gives the wall time, the share of it inside training
+   steps and validation, and every child's fixed cost.
 
 Usage (from the repository root)::
 
-    nice -n 10 python benchmarks/perf.py                  # all, default search
+    nice -n 10 python benchmarks/perf.py                  # default sections
     python benchmarks/perf.py --quick                     # smoke run (minutes)
-    python benchmarks/perf.py --sections throughput --reps 5
-    python benchmarks/perf.py --device cuda --precision bf16-mixed \\
-        --search-args trainer=gpu trainer.precision=bf16-mixed
+    python benchmarks/perf.py --sections throughput threads --reps 5
+    python benchmarks/perf.py --overrides trainer=gpu_bf16 --search-args trainer=gpu_bf16
 
 Writes ``--out`` (JSON, default ``benchmarks/results/perf.json``) and a
 markdown table next to it (``perf.md``). Every figure carries the load
@@ -43,7 +46,6 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,8 +53,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, Path(__file__).resolve().parent):  # run as a script from anywhere
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import perf_search  # noqa: E402  (the search section, next to this file)
 
 DEFAULT_CHILDREN = ["nasnet_a", "random:0", "random:1", "random:2"]
 
@@ -88,6 +93,16 @@ def _children(cfg, names: list[str]) -> list[tuple[str, Any]]:
         else:
             out.append((name, load_genotype(name)))
     return out
+
+
+def _device(name: str | None, cfg):
+    """The plain loop's device: as asked, else where the trainer config trains."""
+    import torch
+
+    if name:
+        return torch.device(name)
+    wants_gpu = str(cfg.trainer.get("accelerator", "cpu")) in ("gpu", "cuda", "auto")
+    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
 
 
 def _sync(device) -> None:
@@ -249,7 +264,6 @@ def run_eval(cfg, dm, genotype, batch_size: int, seed: int, device) -> dict[str,
 
 def throughput(args, overrides: list[str]) -> dict[str, Any]:
     import pytorch_lightning  # noqa: F401  (importing it resets what quiet_lightning sets)
-    import torch
 
     from nas_lightning.search.builders import build
     from nas_lightning.utils import quiet_lightning
@@ -259,7 +273,7 @@ def throughput(args, overrides: list[str]) -> dict[str, Any]:
     dm = build(cfg.dataset, "dataset")
     dm.prepare_data()
     dm.setup("fit")
-    device = torch.device(args.device)
+    device = _device(args.device, cfg)
     precision = str(cfg.trainer.get("precision", "32-true"))
     children = _children(cfg, args.children)
     runs: dict[str, dict[str, list[dict]]] = {
@@ -330,6 +344,47 @@ def throughput(args, overrides: list[str]) -> dict[str, Any]:
             "cpu_ratio_min": min(r["cpu_ratio"] for r in rows)}
 
 
+def threads(args, overrides: list[str]) -> dict[str, Any]:
+    """Plain-loop images/s of the first child at each torch thread count, alternating.
+
+    On a machine shared with other busy processes, OpenMP threads that wait
+    for each other at every op's barrier can make two threads far slower
+    than one; on an idle machine two threads are faster.
+    """
+    import torch
+
+    from nas_lightning.search.builders import build
+
+    cfg = compose(overrides)
+    dm = build(cfg.dataset, "dataset")
+    dm.setup("fit")
+    name, genotype = _children(cfg, args.children[:1])[0]
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    device = _device(args.device, cfg)
+    counts = args.thread_counts
+    runs: dict[int, list[dict]] = {n: [] for n in counts}
+    initial = torch.get_num_threads()
+    steps, warmup = args.thread_steps, 1
+    try:
+        for rep in range(args.reps):
+            for n in counts if rep % 2 == 0 else counts[::-1]:
+                torch.set_num_threads(n)
+                before = load()
+                r = run_plain(cfg, dm, genotype, steps, warmup, 0, device, precision)
+                r["load"] = [before, load()]
+                runs[n].append(r)
+                print(f"  {name} plain, {n} threads, rep {rep}: {r['img_s']:7.1f} img/s "
+                      f"(load {before})", flush=True)
+    finally:
+        torch.set_num_threads(initial)
+    return {"child": name, "steps": steps, "warmup": warmup, "reps": args.reps,
+            "img_s": {n: round(statistics.median(r["img_s"] for r in rs), 1)
+                      for n, rs in runs.items()},
+            "cpu_img_s": {n: round(statistics.median(r["cpu_img_s"] for r in rs), 1)
+                          for n, rs in runs.items()},
+            "load": {n: [r["load"] for r in rs] for n, rs in runs.items()}}
+
+
 # -- 2. controller -----------------------------------------------------------
 
 
@@ -367,157 +422,6 @@ def controller(args, overrides: list[str]) -> dict[str, Any]:
     return out
 
 
-# -- 3. the whole search (a subprocess running search.py's main) ----------------
-
-_EVENTS: list[tuple[str, float, float, float, float]] = []  # label, wall and CPU start/end
-
-
-def _timed(owner: type, name: str, label: str) -> None:
-    original = owner.__dict__[name]
-
-    def wrapper(*a, **k):
-        t0, c0 = time.time(), time.process_time()
-        try:
-            return original(*a, **k)
-        finally:
-            _EVENTS.append((label, t0, time.time(), c0, time.process_time()))
-
-    setattr(owner, name, wrapper)
-
-
-def worker(events_path: str, overrides: list[str], threads: int | None) -> None:
-    """Run ``search.py``'s Hydra main with timers around the loop's steps."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    import runpy
-
-    from nas_lightning.search import evaluator, loggers, loop, records
-    from nas_lightning.strategies.base import Strategy
-
-    _timed(Strategy, "ask", "ask")
-    _timed(Strategy, "tell", "tell")
-    _timed(records.RunRecorder, "append_child", "record")
-    _timed(records.RunRecorder, "save_strategy", "save_strategy")
-    _timed(evaluator.LightningEvaluator, "evaluate", "evaluate")
-    for cls in (loggers.SearchLogger, loggers.CSVSearchLogger, loggers.WandbSearchLogger):
-        for method in ("start", "log_child", "finish"):
-            if method in cls.__dict__:
-                _timed(cls, method, f"logger_{method}")
-    _timed(loop, "run_search", "run_search")
-    _timed(loop, "_finish", "finish")
-    sys.argv = [str(ROOT / "search.py"), *overrides]
-    try:  # as `python search.py ...` runs it (Hydra finds conf/ next to the file)
-        runpy.run_path(sys.argv[0], run_name="__main__")
-    finally:
-        Path(events_path).write_text(json.dumps(_EVENTS))
-
-
-def _spans(events, label):
-    return [(e[1], e[2]) for e in events if e[0] == label]
-
-
-def _cpu(events, label):
-    return [e[4] - e[3] for e in events if e[0] == label]
-
-
-def _within(events, label: str, lo: float, hi: float) -> float:
-    """Seconds spent in ``label`` spans lying between ``lo`` and ``hi``."""
-    return sum(b - a for a, b in _spans(events, label) if lo <= a and b <= hi)
-
-
-def search(args, overrides: list[str]) -> dict[str, Any]:
-    from nas_lightning.search.records import read_children
-
-    run_dir = Path(tempfile.mkdtemp(prefix="perf_search_"))
-    events_path = run_dir / "perf_events.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(events_path)]
-    if args.threads:
-        cmd += ["--threads", str(args.threads)]
-    cmd += ["--", *overrides, f"hydra.run.dir={run_dir}"]
-    print("  " + shlex.join(cmd), flush=True)
-    before = load()
-    cpu0 = os.times()
-    t_spawn = time.time()
-    with open(run_dir / "perf_stdout.log", "w") as log_file:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
-    t_exit = time.time()
-    cpu1 = os.times()
-    if proc.returncode != 0:
-        raise RuntimeError(f"search failed, see {run_dir / 'perf_stdout.log'}")
-    events = json.loads(events_path.read_text())
-    records = read_children(run_dir)
-    wall = t_exit - t_spawn
-    (rs_start, rs_end), = _spans(events, "run_search")
-    asks, evals = _spans(events, "ask"), _spans(events, "evaluate")
-    per_child = []
-    for i, rec in enumerate(records):
-        timing = dict((rec.get("extra") or {}).get("timing") or {})
-        e0, e1 = evals[i]
-        nxt = asks[i + 1][0] if i + 1 < len(asks) else math.inf
-        log_child = _within(events, "logger_log_child", e1, nxt)
-        child_end = nxt if i + 1 < len(asks) else e1 + log_child
-        row = {
-            "index": i,
-            "wall": child_end - asks[i][0],
-            "ask": asks[i][1] - asks[i][0],
-            **{k: v for k, v in timing.items() if k != "train_steps"},
-            "record": _within(events, "record", e0, e1),
-            "tell": _within(events, "tell", e0, e1),
-            "save_strategy": _within(events, "save_strategy", e1, nxt),
-            "log_child": log_child,
-            "val_acc": rec.get("val_acc"),
-            "seconds": rec["seconds"],
-            "cpu_evaluate": _cpu(events, "evaluate")[i],
-        }
-        row["fixed"] = row["wall"] - row.get("train", 0.0) - row.get("val", 0.0)
-        per_child.append(row)
-    train = sum(r.get("train", 0.0) for r in per_child)
-    val = sum(r.get("val", 0.0) for r in per_child)
-    first_child = asks[0][0] if asks else rs_end
-    last_child = per_child[-1]["wall"] + asks[-1][0] if asks else rs_start
-    keys = ["wall", "ask", "build", "probe", "init", "setup", "train", "val", "other", "record",
-            "tell", "save_strategy", "log_child", "fixed"]
-    mean = {k: round(statistics.fmean(r.get(k, 0.0) for r in per_child), 4) for k in keys}
-    # The first child of a process pays one-off costs (first Trainer, lazy imports):
-    later = per_child[1:] or per_child
-    mean_later = {k: round(statistics.fmean(r.get(k, 0.0) for r in later), 4) for k in keys}
-    return {
-        "command": "python search.py " + shlex.join(overrides),
-        "children": len(records),
-        "wall_s": round(wall, 2),
-        "cpu_s": round((cpu1.children_user + cpu1.children_system)
-                       - (cpu0.children_user + cpu0.children_system), 2),
-        "train_s": round(train, 2),
-        "val_s": round(val, 2),
-        "share_train": round(train / wall, 4),
-        "share_train_val": round((train + val) / wall, 4),
-        "process": {
-            "startup_s": round(rs_start - t_spawn, 2),  # interpreter, imports, Hydra compose
-            "before_first_child_s": round(first_child - rs_start, 2),  # objects, data, logger
-            "children_s": round(last_child - first_child, 2),
-            "after_last_child_s": round(rs_end - last_child, 2),  # summary, logger finish
-            "exit_s": round(t_exit - rs_end, 2),
-            "logger_start_s": round(sum(b - a for a, b in _spans(events, "logger_start")), 3),
-            "logger_finish_s": round(sum(b - a for a, b in _spans(events, "logger_finish")), 3),
-        },
-        # CPU seconds of the search process: with one thread, about its wall time on an
-        # idle machine (with two, spinning threads inflate it)
-        "cpu": {
-            "startup_s": round(next(e[3] for e in events if e[0] == "run_search"), 2),
-            "evaluate_s": round(sum(_cpu(events, "evaluate")), 2),
-            "run_search_s": round(sum(_cpu(events, "run_search")), 2),
-        },
-        "per_child_mean": mean,
-        "per_child_mean_after_first": mean_later,
-        "per_child": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
-                      for r in per_child],
-        "load": [before, load()],
-        "run_dir": str(run_dir),
-    }
-
-
 # -- report ---------------------------------------------------------------------
 
 
@@ -542,6 +446,15 @@ def table(result: dict[str, Any]) -> str:
         lines += ["", f"Lightning/plain: median {tp['ratio_median']:.3f}, lowest "
                   f"{tp['ratio_min']:.3f} (wall); median {tp['cpu_ratio_median']:.3f}, lowest "
                   f"{tp['cpu_ratio_min']:.3f} (per CPU second, steadier on a loaded machine)", ""]
+    th = result.get("threads")
+    if th:
+        lines += [f"## Torch threads ({th['child']}, plain loop, {th['steps']} steps, first "
+                  f"{th['warmup']} excluded, median of {th['reps']} alternating reps)", "",
+                  "| threads | images/s | images per CPU second | load |", "|---|---|---|---|"]
+        for n, v in th["img_s"].items():
+            loads = [x for pair in th["load"][n] for x in pair]
+            lines.append(f"| {n} | {v} | {th['cpu_img_s'][n]} | {min(loads)}-{max(loads)} |")
+        lines.append("")
     ctl = result.get("controller")
     if ctl:
         lines += ["## Controller per child (ms)", "", "| strategy | ask (median) | "
@@ -578,7 +491,11 @@ def table(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sections", nargs="+", default=["throughput", "controller", "search"],
-                        choices=["throughput", "controller", "search"])
+                        choices=["throughput", "threads", "controller", "search"])
+    parser.add_argument("--thread-counts", nargs="+", type=int, default=[1, 2],
+                        help="torch thread counts of the threads section")
+    parser.add_argument("--thread-steps", type=int, default=4,
+                        help="training steps per measurement of the threads section")
     parser.add_argument("--children", nargs="+", default=DEFAULT_CHILDREN,
                         help="named genotypes or random:<seed> (a uniform sample of the space)")
     parser.add_argument("--steps", type=int, default=12, help="training steps per measurement")
@@ -590,7 +507,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="children whose validation speed is measured at batch sizes "
                         "child.batch_size and child.eval_batch_size")
     parser.add_argument("--controller-children", type=int, default=30)
-    parser.add_argument("--device", default="cpu", help="plain loop's device (cpu, cuda)")
+    parser.add_argument("--device", default=None,
+                        help="plain loop's device (default: cuda when the trainer config asks "
+                        "for a GPU and one is there, else cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--overrides", nargs="*", default=[],
                         help="config overrides for throughput/controller (e.g. trainer=gpu)")
@@ -599,12 +518,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2 children, 4 steps, 1 rep, search debug=fast")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/perf.json"))
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        worker(args.worker, args.rest, args.threads)
-        return {}
     if args.quick:
         args.children, args.steps, args.warmup, args.reps = args.children[:2], 4, 1, 1
         args.controller_children = min(args.controller_children, 10)
@@ -627,10 +541,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"[{section}] load {load()}", flush=True)
         if section == "throughput":
             result["throughput"] = throughput(args, args.overrides)
+        elif section == "threads":
+            result["threads"] = threads(args, args.overrides)
         elif section == "controller":
             result["controller"] = controller(args, args.overrides)
         else:
-            result["search"] = search(args, args.search_args)
+            result["search"] = perf_search.search(args, args.search_args)
         out.write_text(json.dumps(result, indent=1))  # partial results survive a crash
     result["load_end"] = load()
     out.write_text(json.dumps(result, indent=1))

@@ -51,6 +51,9 @@ def overrides(args: argparse.Namespace, run_dir: Path) -> list[str]:
         f"recipe.optimizer.weight_decay={args.weight_decay}",
         f"recipe.label_smoothing={args.label_smoothing}",
         f"recipe.warmup_steps={args.warmup_steps}",
+        f"recipe.channels_last={args.channels_last}",
+        f"trainer.precision={args.precision}",
+        f"dataset.val_size={args.val_size}",
         "trainer.enable_progress_bar=false",
         f"seed={args.seed}",
         f"run_dir={run_dir}",
@@ -75,22 +78,25 @@ def probe(args: argparse.Namespace, steps: int) -> None:
 
     cfg = compose(args, Path("/tmp/unused"))
     _, net, arch, _ = build_network(cfg)
-    net = net.to(memory_format=torch.channels_last).train()
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    net = net.to(memory_format=fmt).train()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(args.batch_size, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(args.batch_size, 1, 28, 28).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (args.batch_size,))
     for i in range(steps + 2):  # two warm-up steps
         if i == 2:
             wall, cpu = time.perf_counter(), time.process_time()
-        out = net(x)
-        loss = torch.nn.functional.cross_entropy(out[0] if isinstance(out, tuple) else out, y)
+        with torch.autocast("cpu", torch.bfloat16, enabled=args.precision.startswith("bf16")):
+            out = net(x)
+            loss = torch.nn.functional.cross_entropy(out[0] if isinstance(out, tuple) else out, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     images = steps * args.batch_size
     print(json.dumps({
-        "model": arch["model"], "params": count_params(net),
+        "model": arch["model"], "channels_last": args.channels_last,
+        "precision": args.precision, "params": count_params(net),
         "macs": count_macs(net, (1, 28, 28)), "threads": torch.get_num_threads(),
         "img_per_s_wall": round(images / wall, 1),
         "cpu_s_per_1k_img": round(1000 * cpu / images, 2),
@@ -112,6 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--label-smoothing", type=float, default=0.1)
     parser.add_argument("--warmup-steps", type=int, default=200)
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--precision", default="32-true", help="e.g. bf16-mixed")
+    parser.add_argument("--val-size", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--override", action="append", default=[],
                         help="any further train.py override, e.g. recipe.drop_path=0.1")

@@ -56,6 +56,7 @@ def overrides(args: argparse.Namespace, run_dir: Path) -> list[str]:
         f"dataset.val_size={args.val_size}",
         "trainer.enable_progress_bar=false",
         f"seed={args.seed}",
+        f"num_threads={args.threads}",
         f"run_dir={run_dir}",
         *args.override,
     ]
@@ -77,6 +78,7 @@ def probe(args: argparse.Namespace, steps: int) -> None:
     from nas_lightning.training.run import build_network
 
     cfg = compose(args, Path("/tmp/unused"))
+    torch.set_num_threads(args.threads)
     _, net, arch, _ = build_network(cfg)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt).train()
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--precision", default="32-true", help="e.g. bf16-mixed")
     parser.add_argument("--val-size", type=int, default=5000)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--override", action="append", default=[],
                         help="any further train.py override, e.g. recipe.drop_path=0.1")

@@ -27,8 +27,10 @@ from nas_lightning.strategies import PPO, NetAdapt, StrategySequence
 from nas_lightning.strategies.netadapt_parts import proxy_network
 from nas_lightning.training.run import build_network
 
-PUBLISHED = {"small": (MOBILENETV3_SMALL, 2_542_856, -0.15), "large": (MOBILENETV3_LARGE,
-                                                                       5_483_032, -0.07)}
+PUBLISHED = {
+    "small": (MOBILENETV3_SMALL, 2_542_856, -0.15),
+    "large": (MOBILENETV3_LARGE, 5_483_032, -0.07),
+}
 # Seconds, not minutes: tiny children, latency at 32x32 with single timed runs.
 TINY = [
     "logger=csv",
@@ -71,8 +73,9 @@ def test_presets_build_the_papers_search(tmp_path, size):
 
 
 def test_netadapt_preset_takes_a_genotype_name_or_file_and_a_target(tmp_path):
-    cfg = search_cfg(tmp_path, "strategy=netadapt", "genotype=mobilenetv3_small",
-                     "latency.target_ms=140")
+    cfg = search_cfg(
+        tmp_path, "strategy=netadapt", "genotype=mobilenetv3_small", "latency.target_ms=140"
+    )
     space = build(cfg.search_space, "search_space")
     strategy = build_partial(cfg.strategy, "strategy", space=space, seed=0)
     assert isinstance(strategy, NetAdapt) and strategy.start == MOBILENETV3_SMALL
@@ -97,8 +100,9 @@ def test_proxy_network_only_changes_the_bn_momentum():
 
 @pytest.mark.parametrize("name", ["mobilenetv3_small", "mobilenetv3_large"])
 def test_train_builds_the_published_networks(tmp_path, name):
-    cfg = compose_config("train", [f"run_dir={tmp_path}", f"genotype={name}", "model=mobile",
-                                   "dataset=embedded"])
+    cfg = compose_config(
+        "train", [f"run_dir={tmp_path}", f"genotype={name}", "model=mobile", "dataset=embedded"]
+    )
     genotype, net, arch, datamodule = build_network(cfg)
     assert genotype == load_genotype(name) and isinstance(net, MobileNetwork)
     assert arch["in_channels"] == datamodule.in_channels == 1
@@ -108,9 +112,15 @@ def test_train_builds_the_published_networks(tmp_path, name):
 @pytest.mark.slow
 def test_netadapt_search_end_to_end(tmp_path):
     cfg = search_cfg(
-        tmp_path, "strategy=netadapt", "genotype=mobilenetv3_small", *TINY,
-        "strategy.max_proposals=2", "strategy.step_ratio=0.1", "strategy.target_ratio=0.75",
-        "strategy.calibration_repeats=2", "search.num_children=7",
+        tmp_path,
+        "strategy=netadapt",
+        "genotype=mobilenetv3_small",
+        *TINY,
+        "strategy.max_proposals=2",
+        "strategy.step_ratio=0.1",
+        "strategy.target_ratio=0.75",
+        "strategy.calibration_repeats=2",
+        "search.num_children=7",
     )
     result = run_search(cfg)
     run = tmp_path / "run"
@@ -134,9 +144,14 @@ def test_netadapt_search_end_to_end(tmp_path):
 @pytest.mark.slow
 def test_mobilenetv3_small_preset_end_to_end(tmp_path):
     cfg = search_cfg(
-        tmp_path, "experiment=mobilenetv3_small", *TINY, "strategy.first_children=2",
-        "strategy.first.batch_size=2", "strategy.then.max_proposals=1",
-        "strategy.then.calibration_repeats=2", "search.num_children=4",
+        tmp_path,
+        "experiment=mobilenetv3_small",
+        *TINY,
+        "strategy.first_children=2",
+        "strategy.first.batch_size=2",
+        "strategy.then.max_proposals=1",
+        "strategy.then.calibration_repeats=2",
+        "search.num_children=4",
     )
     result = run_search(cfg)
     records = read_children(tmp_path / "run")

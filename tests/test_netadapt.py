@@ -55,8 +55,9 @@ class FakeLatency(TableLatency):
 
     def measure_network(self, genotype, warmup, repeats):
         ms = 1.5 * sum(fake_ms(k) for k in self.keys(genotype))  # "measured" = 1.5 x table
-        return SimpleNamespace(median_ms=ms, min_ms=ms, iqr_ms=0.0,
-                               to_dict=lambda: {"median_ms": ms})
+        return SimpleNamespace(
+            median_ms=ms, min_ms=ms, iqr_ms=0.0, to_dict=lambda: {"median_ms": ms}
+        )
 
 
 def space(base: str = "mobilenetv3_small") -> MobileSpace:
@@ -88,13 +89,18 @@ def run(strategy, reward=reward_of, limit: int = 500) -> list:
 # -- keys, modules, reductions ----------------------------------------------------
 REDUCED = MOBILENETV3_SMALL.from_strings(
     ["ds_r1_k3_s2_e1_c16_se0.25_nre", "ir_r2_k3_s2_e4.2_c24_nre", "cn_r1_k1_s1_c96"],
-    stem_channels=16, head_channels=1024, efficient_head=True, activation="hswish",
-    se_gate="hard_sigmoid", se_base="expansion",
+    stem_channels=16,
+    head_channels=1024,
+    efficient_head=True,
+    activation="hswish",
+    se_gate="hard_sigmoid",
+    se_base="expansion",
 )
 
 
-@pytest.mark.parametrize("genotype", ["mobilenetv3_small", "mobilenetv3_large", "mnasnet_a1",
-                                      REDUCED])
+@pytest.mark.parametrize(
+    "genotype", ["mobilenetv3_small", "mobilenetv3_large", "mnasnet_a1", REDUCED]
+)
 @pytest.mark.parametrize("kw", [{}, {"width_mult": 0.25, "stem_stride": 1, "resolution": 32}])
 def test_layer_keys_equal_the_builders_keys(genotype, kw):
     genotype = load_genotype(genotype)
@@ -188,8 +194,9 @@ def test_keeps_the_best_accuracy_change_per_latency_change():
         r = 0.8 - 0.001 * (i + 1)
         told.append((p, r))
         s.tell(p, r)
-    ratios = [(r - 0.8) / (s.history[0]["latency_ms"] - p.info["netadapt"]["latency_ms"])
-              for p, r in told]
+    ratios = [
+        (r - 0.8) / (s.history[0]["latency_ms"] - p.info["netadapt"]["latency_ms"]) for p, r in told
+    ]
     best = max(range(len(told)), key=ratios.__getitem__)
     assert s.current["genotype"] == told[best][0].genotype
     assert s.current["reward"] == told[best][1]
@@ -251,8 +258,10 @@ def test_max_proposals_draws_a_seeded_subset():
         s = make(max_proposals=3, seed=seed)
         s.tell(s.ask(), 0.8)
         assert not s.finished
-        return [(p.info["netadapt"]["kind"], p.info["netadapt"]["stage"])
-                for p in [s.ask() for _ in range(len(s.pending))]]
+        return [
+            (p.info["netadapt"]["kind"], p.info["netadapt"]["stage"])
+            for p in [s.ask() for _ in range(len(s.pending))]
+        ]
 
     assert len(first_iteration(0)) == 3
     assert first_iteration(0) == first_iteration(0)
@@ -277,8 +286,14 @@ class OverheadLatency(FakeLatency):
 
 
 def test_verification_times_whole_networks_and_iterates_until_they_meet_the_target():
-    s = NetAdapt(space(), "mobilenetv3_small", latency=OverheadLatency(), target_ratio=0.8,
-                 step_ratio=0.03, verify_rounds=2)
+    s = NetAdapt(
+        space(),
+        "mobilenetv3_small",
+        latency=OverheadLatency(),
+        target_ratio=0.8,
+        step_ratio=0.03,
+        verify_rounds=2,
+    )
     run(s)
     checks = [h for h in s.history if "verified_ms" in h]
     assert s.finished and "measured" in s.reason and checks
@@ -335,16 +350,20 @@ def test_bad_arguments_are_config_errors(kwargs, key):
 
 
 def test_start_defaults_to_the_space_base():
-    assert NetAdapt(space("mobilenetv3_large"), latency=FakeLatency(),
-                    target_ratio=0.9).start == MOBILENETV3_LARGE
+    assert (
+        NetAdapt(space("mobilenetv3_large"), latency=FakeLatency(), target_ratio=0.9).start
+        == MOBILENETV3_LARGE
+    )
 
 
 # -- platform-aware NAS, then NetAdapt ----------------------------------------------
 def make_sequence(first_children=4, seed=0):
-    then = functools.partial(NetAdapt, latency=FakeLatency(), target_ratio=0.85,
-                             step_ratio=0.05, max_proposals=3)  # as Hydra's _partial_
-    return StrategySequence(space(), first=RandomSearch, then=then,
-                            first_children=first_children, seed=seed)
+    then = functools.partial(
+        NetAdapt, latency=FakeLatency(), target_ratio=0.85, step_ratio=0.05, max_proposals=3
+    )  # as Hydra's _partial_
+    return StrategySequence(
+        space(), first=RandomSearch, then=then, first_children=first_children, seed=seed
+    )
 
 
 def seq_reward(p) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF
+from conftest import CONF, compose_config
 
 from nas_lightning.search import evaluator as evaluator_module
 from nas_lightning.search.loop import run_search
@@ -70,9 +70,22 @@ def test_each_strategy_runs_end_to_end_on_nasnet(tiny_search_cfg, tmp_path, name
 @pytest.mark.slow
 @pytest.mark.parametrize("space", SPACES)
 @pytest.mark.parametrize("name", list(STRATEGY_CLASSES))
-def test_each_strategy_runs_end_to_end_on_every_space(tiny_search_cfg, name, space):
-    overrides = [f"search_space={space}", f"strategy={name}", *SMALL[name]]
-    result = run_search(tiny_search_cfg(*overrides, "search.num_children=3"))
+def test_each_strategy_runs_end_to_end_on_every_space(tmp_path, name, space):
+    """Each conf/search_space/*.yaml with its own model config, on 64 training images."""
+    overrides = [
+        f"run_dir={tmp_path / 'run'}",
+        "logger=csv",
+        "child.batch_size=32",
+        "child.train_subset=64",
+        "child.limit_val_batches=1",
+        "dataset.val_size=256",
+        f"search_space={space}",
+        f"strategy={name}",
+        *SMALL[name],
+        "search.num_children=3",
+    ]
+    result = run_search(compose_config("search", overrides))
+    assert isinstance(result.strategy, STRATEGY_CLASSES[name])
     assert len(result.records) == 3
     assert all(r["status"] == "ok" for r in result.records), result.records
 

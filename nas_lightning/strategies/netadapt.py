@@ -95,9 +95,16 @@ class NetAdapt(Strategy):
         seed: randomness of ``max_proposals`` draws only.
     """
 
-    STAT_KEYS = ("netadapt/iteration", "netadapt/latency_ms", "netadapt/current_latency_ms",
-                 "netadapt/current_reward", "netadapt/step_ms", "netadapt/decided",
-                 "netadapt/chosen_latency_ms", "netadapt/chosen_reward")
+    STAT_KEYS = (
+        "netadapt/iteration",
+        "netadapt/latency_ms",
+        "netadapt/current_latency_ms",
+        "netadapt/current_reward",
+        "netadapt/step_ms",
+        "netadapt/decided",
+        "netadapt/chosen_latency_ms",
+        "netadapt/chosen_reward",
+    )
 
     def __init__(
         self,
@@ -136,11 +143,13 @@ class NetAdapt(Strategy):
         if bad or not self.kinds:
             raise ConfigError("kinds", f"must be a non-empty subset of {list(KINDS)}, got {bad}")
         if max_proposals is not None and (not isinstance(max_proposals, int) or max_proposals < 1):
-            raise ConfigError("max_proposals", f"must be an integer >= 1 or null, "
-                                               f"got {max_proposals!r}")
+            raise ConfigError(
+                "max_proposals", f"must be an integer >= 1 or null, got {max_proposals!r}"
+            )
         if not isinstance(calibration_repeats, int) or calibration_repeats < 1:
-            raise ConfigError("calibration_repeats", f"must be an integer >= 1, "
-                                                     f"got {calibration_repeats!r}")
+            raise ConfigError(
+                "calibration_repeats", f"must be an integer >= 1, got {calibration_repeats!r}"
+            )
         if latency is None:
             latency = TableLatency(statistic=statistic)
         elif not isinstance(latency, TableLatency) and hasattr(latency, "table_repeats"):
@@ -197,8 +206,10 @@ class NetAdapt(Strategy):
         if not self._finished and self.needs_verify:
             self.needs_verify = False
             if self._verify():
-                self._finish(f"target reached: {self.history[-1]['verified_ms']:.3f} ms measured "
-                             f"(table {self.current['latency_ms']:.3f} ms) <= {self.target:.3f} ms")
+                self._finish(
+                    f"target reached: {self.history[-1]['verified_ms']:.3f} ms measured "
+                    f"(table {self.current['latency_ms']:.3f} ms) <= {self.target:.3f} ms"
+                )
             else:
                 self.iteration += 1
                 self.needs_proposals = True
@@ -227,8 +238,13 @@ class NetAdapt(Strategy):
         for j, p in enumerate(proposals):
             p["slot"] = f"{self.iteration}:{j}"
         self.pending = proposals
-        log.info("netadapt iteration %d: %d proposals, δ = %.3f ms, current %.3f ms",
-                 self.iteration, len(proposals), self.step, self.current["latency_ms"])
+        log.info(
+            "netadapt iteration %d: %d proposals, δ = %.3f ms, current %.3f ms",
+            self.iteration,
+            len(proposals),
+            self.step,
+            self.current["latency_ms"],
+        )
 
     def _start(self) -> None:
         table_ms = float(self.latency(self.start))
@@ -237,13 +253,30 @@ class NetAdapt(Strategy):
             figure = self.latency.figure(rec) if hasattr(self.latency, "figure") else rec.median_ms
             self.scale = figure / table_ms
             self.calibration = {k: v for k, v in rec.to_dict().items() if k != "times_ms"}
-            log.info("netadapt calibration: measured %.3f ms (median %.3f, IQR %.3f) / table "
-                     "%.3f ms = %.3f", figure, rec.median_ms, rec.iqr_ms, table_ms, self.scale)
+            log.info(
+                "netadapt calibration: measured %.3f ms (median %.3f, IQR %.3f) / table "
+                "%.3f ms = %.3f",
+                figure,
+                rec.median_ms,
+                rec.iqr_ms,
+                table_ms,
+                self.scale,
+            )
         start_ms = table_ms * self.scale
         self.target = self.target_ms if self.target_ms is not None else self.target_ratio * start_ms
         self.step = self.step_ms if self.step_ms is not None else self.step_ratio * start_ms
-        self.pending = [{"slot": "0:0", "genotype": self.start, "kind": "start", "stage": None,
-                         "stages": [], "change": "", "latency_ms": start_ms, "cut_ms": 0.0}]
+        self.pending = [
+            {
+                "slot": "0:0",
+                "genotype": self.start,
+                "kind": "start",
+                "stage": None,
+                "stages": [],
+                "change": "",
+                "latency_ms": start_ms,
+                "cut_ms": 0.0,
+            }
+        ]
 
     def _smallest(self, unit: list[int], kind: str, seen: set) -> dict[str, Any] | None:
         """The smallest reduction of ``kind`` of ``unit`` that cuts at least δ, if any."""
@@ -256,8 +289,15 @@ class NetAdapt(Strategy):
             if cut >= self.step:
                 seen.add(genotype)
                 stages = [i for i in unit if i != STEM]
-                return {"genotype": genotype, "kind": kind, "stage": stages[0], "stages": unit,
-                        "change": change, "latency_ms": latency, "cut_ms": cut}
+                return {
+                    "genotype": genotype,
+                    "kind": kind,
+                    "stage": stages[0],
+                    "stages": unit,
+                    "change": change,
+                    "latency_ms": latency,
+                    "cut_ms": cut,
+                }
         return None
 
     def _finish(self, reason: str) -> None:
@@ -274,11 +314,19 @@ class NetAdapt(Strategy):
         proposals = []
         for entry in taken:
             self.outstanding[entry["slot"]] = entry
-            info = {k: entry[k] for k in ("slot", "kind", "stage", "stages", "change",
-                                          "latency_ms", "cut_ms")}
+            info = {
+                k: entry[k]
+                for k in ("slot", "kind", "stage", "stages", "change", "latency_ms", "cut_ms")
+            }
             info["iteration"] = self.iteration
-            proposals.append(Proposal(id=self.num_proposed, actions=(), genotype=entry["genotype"],
-                                      info={"netadapt": info}))
+            proposals.append(
+                Proposal(
+                    id=self.num_proposed,
+                    actions=(),
+                    genotype=entry["genotype"],
+                    info={"netadapt": info},
+                )
+            )
         return proposals
 
     def _learn(self, proposals: list[Proposal], rewards: list[float]) -> dict[str, float]:
@@ -289,8 +337,7 @@ class NetAdapt(Strategy):
             if entry is None:
                 log.warning("netadapt: a reward for %s, which is not awaited, is ignored", slot)
                 continue
-            self.results.append({**entry, "reward": r if math.isfinite(r) else None,
-                                 "child": p.id})
+            self.results.append({**entry, "reward": r if math.isfinite(r) else None, "child": p.id})
             stats["netadapt/latency_ms"] = entry["latency_ms"]
         stats["netadapt/iteration"] = float(self.iteration)
         stats["netadapt/step_ms"] = _num(self.step)
@@ -310,8 +357,13 @@ class NetAdapt(Strategy):
     def _decide(self) -> None:
         """Pick the iteration's best proposal and make it the current network."""
         results, self.results = self.results, []
-        entry: dict[str, Any] = {"iteration": self.iteration, "step_ms": self.step,
-                                 "target_ms": self.target, "proposals": [], "chosen": None}
+        entry: dict[str, Any] = {
+            "iteration": self.iteration,
+            "step_ms": self.step,
+            "target_ms": self.target,
+            "proposals": [],
+            "chosen": None,
+        }
         if self.current is None:  # the start network
             (start,) = results
             entry["proposals"] = [_public(start)]
@@ -321,8 +373,7 @@ class NetAdapt(Strategy):
                 return
             entry["chosen"] = 0
             self.current = {k: start[k] for k in ("genotype", "latency_ms", "reward", "child")}
-            entry.update(latency_ms=start["latency_ms"], reward=start["reward"],
-                         scale=self.scale)
+            entry.update(latency_ms=start["latency_ms"], reward=start["reward"], scale=self.scale)
             self.history.append(entry)
             self._next_iteration()
             return
@@ -344,9 +395,17 @@ class NetAdapt(Strategy):
         chosen = results[best]
         self.current = {k: chosen[k] for k in ("genotype", "latency_ms", "reward", "child")}
         entry.update(latency_ms=chosen["latency_ms"], reward=chosen["reward"])
-        log.info("netadapt iteration %d: %s of stage %s (%s): %.3f -> %.3f ms, reward %.4f -> "
-                 "%.4f", self.iteration, chosen["kind"], chosen["stage"], chosen["change"],
-                 base["latency_ms"], chosen["latency_ms"], base["reward"], chosen["reward"])
+        log.info(
+            "netadapt iteration %d: %s of stage %s (%s): %.3f -> %.3f ms, reward %.4f -> %.4f",
+            self.iteration,
+            chosen["kind"],
+            chosen["stage"],
+            chosen["change"],
+            base["latency_ms"],
+            chosen["latency_ms"],
+            base["reward"],
+            chosen["reward"],
+        )
         self.step *= self.step_decay
         self._next_iteration()
 
@@ -361,8 +420,12 @@ class NetAdapt(Strategy):
         ratio = statistics.median(ratios)
         measured = ratio * self.history[0]["latency_ms"]
         self.history[-1].update(verified_ms=measured, verified_ratio=ratio)
-        log.info("netadapt verification: measured %.3f x start = %.3f ms (target %.3f ms)",
-                 ratio, measured, self.target)
+        log.info(
+            "netadapt verification: measured %.3f x start = %.3f ms (target %.3f ms)",
+            ratio,
+            measured,
+            self.target,
+        )
         return measured <= self.target
 
     def _next_iteration(self) -> None:
@@ -370,8 +433,9 @@ class NetAdapt(Strategy):
             self.needs_verify = True  # timed outside the child's training (in _advance)
             return
         if self.current["latency_ms"] <= self.target:
-            self._finish(f"target reached: {self.current['latency_ms']:.3f} ms <= "
-                         f"{self.target:.3f} ms")
+            self._finish(
+                f"target reached: {self.current['latency_ms']:.3f} ms <= {self.target:.3f} ms"
+            )
             return
         self.iteration += 1
         self.needs_proposals = True
@@ -384,10 +448,18 @@ class NetAdapt(Strategy):
             if h["chosen"] is None:
                 continue
             p = h["proposals"][h["chosen"]]
-            out.append({"iteration": h["iteration"], "latency_ms": p["latency_ms"],
-                        "reward": p["reward"], "kind": p["kind"], "stage": p["stage"],
-                        "change": p["change"], "child": p.get("child"),
-                        "genotype": p["genotype"]})
+            out.append(
+                {
+                    "iteration": h["iteration"],
+                    "latency_ms": p["latency_ms"],
+                    "reward": p["reward"],
+                    "kind": p["kind"],
+                    "stage": p["stage"],
+                    "change": p["change"],
+                    "child": p.get("child"),
+                    "genotype": p["genotype"],
+                }
+            )
         return out
 
     def report(self) -> dict[str, Any]:
@@ -395,10 +467,14 @@ class NetAdapt(Strategy):
         settings = self.latency.settings() if hasattr(self.latency, "settings") else {}
         return {
             "start": list(self.start.block_strings()),
-            "target_ms": self.target, "scale": self.scale, "calibration": self.calibration,
+            "target_ms": self.target,
+            "scale": self.scale,
+            "calibration": self.calibration,
             "finished": self._finished,
-            "reason": self.reason, "latency_settings": settings,
-            "path": self.path(), "history": self.history,
+            "reason": self.reason,
+            "latency_settings": settings,
+            "path": self.path(),
+            "history": self.history,
             "final": genotype_to_dict(self.current["genotype"]) if self.current else None,
         }
 
@@ -418,14 +494,20 @@ class NetAdapt(Strategy):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state.update(
-            scale=self.scale, calibration=json.loads(json.dumps(self.calibration)),
-            target=self.target, step=self.step, iteration=self.iteration,
-            current=_entry_out(self.current), pending=[_entry_out(e) for e in self.pending],
+            scale=self.scale,
+            calibration=json.loads(json.dumps(self.calibration)),
+            target=self.target,
+            step=self.step,
+            iteration=self.iteration,
+            current=_entry_out(self.current),
+            pending=[_entry_out(e) for e in self.pending],
             outstanding={k: _entry_out(e) for k, e in self.outstanding.items()},
             results=[_entry_out(e) for e in self.results],
-            history=json.loads(json.dumps(self.history)), needs_proposals=self.needs_proposals,
+            history=json.loads(json.dumps(self.history)),
+            needs_proposals=self.needs_proposals,
             needs_verify=self.needs_verify,
-            finished=self._finished, reason=self.reason,
+            finished=self._finished,
+            reason=self.reason,
             latency=self.latency.state_dict() if hasattr(self.latency, "state_dict") else {},
         )
         return state

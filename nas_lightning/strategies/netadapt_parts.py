@@ -58,8 +58,10 @@ def layer_keys(
     for layer in genotype.layers():
         layer = layer.replace(out_channels=width(layer.out_channels))
         keys.append(f"{encode_block(layer)}@{c}x{h}x{w}")
-        c, h, w = layer.out_channels, _out(h, layer.kernel, layer.stride), _out(
-            w, layer.kernel, layer.stride
+        c, h, w = (
+            layer.out_channels,
+            _out(h, layer.kernel, layer.stride),
+            _out(w, layer.kernel, layer.stride),
         )
     keys.append(f"head_c{width(genotype.head_channels)}_cls{num_classes}@{c}x{h}x{w}")
     return keys
@@ -120,8 +122,15 @@ class TableLatency:
         self.resolution, self.in_channels, self.num_classes = resolution, in_channels, num_classes
         self.width_mult, self.stem_stride = width_mult, stem_stride
         self.warmup, self.repeats = warmup, repeats
-        self.timing = {"backend": "eager", "threads": 1, "batch": 1, "dtype": "float32",
-                       "channels_last": False, "device": None, **(timing or {})}
+        self.timing = {
+            "backend": "eager",
+            "threads": 1,
+            "batch": 1,
+            "dtype": "float32",
+            "channels_last": False,
+            "device": None,
+            **(timing or {}),
+        }
         self.builder = builder
         self.measured = 0  # layers measured by this estimator
 
@@ -148,22 +157,37 @@ class TableLatency:
         if self.table is not None:
             return dict(self.table.meta)
         t = self.timing
-        return {"device": device_name(t["backend"], t["device"]), "backend": t["backend"],
-                "threads": t["threads"], "batch": t["batch"], "resolution": self.resolution,
-                "dtype": t["dtype"], "channels_last": t["channels_last"],
-                "warmup": self.warmup, "repeats": self.repeats, "statistic": self.statistic}
+        return {
+            "device": device_name(t["backend"], t["device"]),
+            "backend": t["backend"],
+            "threads": t["threads"],
+            "batch": t["batch"],
+            "resolution": self.resolution,
+            "dtype": t["dtype"],
+            "channels_last": t["channels_last"],
+            "warmup": self.warmup,
+            "repeats": self.repeats,
+            "statistic": self.statistic,
+        }
 
     def keys(self, genotype: MobileGenotype) -> list[str]:
-        return layer_keys(genotype, self.in_channels, self.resolution, self.num_classes,
-                          self.width_mult, self.stem_stride)
+        return layer_keys(
+            genotype,
+            self.in_channels,
+            self.resolution,
+            self.num_classes,
+            self.width_mult,
+            self.stem_stride,
+        )
 
     def _table(self, genotype: MobileGenotype) -> LatencyTable:
         if self.table is None:
             self.table = LatencyTable({**self.settings(), "family": genotype.family})
         known = self.table.meta.get("family")
         if known is not None and known != genotype.family:
-            raise ConfigError("latency", f"the table is for family {known!r}, "
-                                         f"not {genotype.family!r}")
+            raise ConfigError(
+                "latency", f"the table is for family {known!r}, not {genotype.family!r}"
+            )
         return self.table
 
     def __call__(self, genotype: MobileGenotype) -> float:
@@ -185,24 +209,37 @@ class TableLatency:
     def measure_layer(self, key: str, genotype: MobileGenotype) -> LatencyRecord:
         """Time the layer a key names (its module built alone, in ``genotype``'s family)."""
         _, shape = split_key(key)
-        return measure_latency(layer_module(key, genotype), shape, warmup=self.warmup,
-                               repeats=self.repeats, **self.timing)
+        return measure_latency(
+            layer_module(key, genotype),
+            shape,
+            warmup=self.warmup,
+            repeats=self.repeats,
+            **self.timing,
+        )
 
     def measure_network(self, genotype: MobileGenotype, warmup: int, repeats: int) -> LatencyRecord:
         """Time the whole deployed network (to calibrate the table's sum)."""
         if self.builder is not None:
             net = self.builder(genotype, in_channels=self.in_channels, num_classes=self.num_classes)
         else:
-            net = MobileNetwork(genotype, self.in_channels, self.num_classes,
-                                width_mult=self.width_mult, stem_stride=self.stem_stride)
+            net = MobileNetwork(
+                genotype,
+                self.in_channels,
+                self.num_classes,
+                width_mult=self.width_mult,
+                stem_stride=self.stem_stride,
+            )
         shape = (self.in_channels, self.resolution, self.resolution)
         return measure_latency(net, shape, warmup=warmup, repeats=repeats, **self.timing)
 
     def state_dict(self) -> dict[str, Any]:
         if self.table is None or self.table.readonly:
             return {}
-        return {"meta": dict(self.table.meta), "entries": dict(self.table.entries),
-                "spread": dict(self.table.spread)}
+        return {
+            "meta": dict(self.table.meta),
+            "entries": dict(self.table.entries),
+            "spread": dict(self.table.spread),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
@@ -298,8 +335,10 @@ def reductions(
         for new in range(mid - DIVISOR, DIVISOR - 1, -DIVISOR):
             e = round(new / ref, 4)
             if make_divisible(ref * e) == new:
-                yield (_replace_stage(genotype, i, expansion=e),
-                       f"e{stage.expansion:g}->e{e:g} ({mid}->{new} ch)")
+                yield (
+                    _replace_stage(genotype, i, expansion=e),
+                    f"e{stage.expansion:g}->e{e:g} ({mid}->{new} ch)",
+                )
 
 
 def _replace_stage(genotype: MobileGenotype, i: int, **changes: Any) -> MobileGenotype:

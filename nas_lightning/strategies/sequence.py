@@ -74,12 +74,18 @@ class StrategySequence(Strategy):
     def _switch(self) -> None:
         if self.best is None:
             genotype = getattr(self.space, "base", None)
-            log.warning("sequence: no child of the first phase succeeded; the second phase "
-                        "starts from the space's base")
+            log.warning(
+                "sequence: no child of the first phase succeeded; the second phase "
+                "starts from the space's base"
+            )
         else:
             genotype = self.best["genotype"]
-            log.info("sequence: first phase done, best child %s (reward %.4f); starting %s",
-                     self.best["child"], self.best["reward"], _name(self.make_then))
+            log.info(
+                "sequence: first phase done, best child %s (reward %.4f); starting %s",
+                self.best["child"],
+                self.best["reward"],
+                _name(self.make_then),
+            )
         self.then = self.make_then(space=self.space, seed=self.seed, genotype=genotype)
         self.phase = 1
 
@@ -96,8 +102,11 @@ class StrategySequence(Strategy):
     def _learn(self, proposals: list[Proposal], rewards: list[float]) -> dict[str, float]:
         stats: dict[str, float] = {}
         for phase in (0, 1):
-            batch = [(p, r) for p, r in zip(proposals, rewards, strict=True)
-                     if p.info.get("phase", 0) == phase]
+            batch = [
+                (p, r)
+                for p, r in zip(proposals, rewards, strict=True)
+                if p.info.get("phase", 0) == phase
+            ]
             if not batch:
                 continue
             strategy = self.first if phase == 0 else self.then
@@ -121,7 +130,9 @@ class StrategySequence(Strategy):
         state = super().state_dict()
         best = self.best
         state.update(
-            phase=self.phase, asked_first=self.asked_first, first=self.first.state_dict(),
+            phase=self.phase,
+            asked_first=self.asked_first,
+            first=self.first.state_dict(),
             best=None if best is None else {**best, "genotype": genotype_to_dict(best["genotype"])},
             then=None if self.then is None else self.then.state_dict(),
         )
@@ -132,8 +143,9 @@ class StrategySequence(Strategy):
         self.first.load_state_dict(state["first"])
         self.asked_first = state["asked_first"]
         best = state["best"]
-        self.best = None if best is None else {**best, "genotype": genotype_from_dict(
-            best["genotype"])}
+        self.best = (
+            None if best is None else {**best, "genotype": genotype_from_dict(best["genotype"])}
+        )
         self.phase, self.then = 0, None
         if state["phase"] == 1:
             self._switch()

@@ -169,6 +169,8 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
     rank = global_rank()
     run_dir = Path(cfg.run_dir)
     seed = int(cfg.seed)
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
     eval_only = bool(cfg.get("eval_only", False))
     ckpt_path = str(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     if eval_only and not ckpt_path:

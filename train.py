@@ -5,7 +5,9 @@
     python train.py ... ckpt_path=runs/train/<run>/checkpoints/last.ckpt     # resume
     python train.py eval_only=true ckpt_path=runs/train/<run>/checkpoints/best.ckpt
 
-Every option lives in conf/ (root: conf/train.yaml).
+Every option lives in conf/ (root: conf/train.yaml). The model group follows
+the genotype's kind (``genotype=mobilenetv3_small`` builds with ``model=mobile``)
+unless the command line picks one.
 """
 
 from __future__ import annotations
@@ -31,4 +33,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    from nas_lightning.training.cli import model_group_for
+
+    extra = model_group_for(sys.argv[1:])
+    if extra:
+        sys.argv.append(extra)
     main()

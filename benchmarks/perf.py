@@ -149,7 +149,8 @@ def _null_strategy(space):
     return Null(space)
 
 
-def run_lightning(cfg, dm, genotype, steps: int, warmup: int, seed: int) -> dict[str, float]:
+def run_lightning(cfg, dm, genotype, steps: int, warmup: int, seed: int,
+                  model=None) -> dict[str, float]:
     """Train ``steps`` steps through the search's own evaluator."""
     from omegaconf import OmegaConf
 
@@ -161,7 +162,7 @@ def run_lightning(cfg, dm, genotype, steps: int, warmup: int, seed: int) -> dict
     clock = _clock_callback(warmup)
     with tempfile.TemporaryDirectory() as tmp:
         evaluator = LightningEvaluator(
-            dm, build(cfg.model, "model"), build(cfg.trainer, "trainer"), child,
+            dm, model or build(cfg.model, "model"), build(cfg.trainer, "trainer"), child,
             lambda m: m.val_acc, Path(tmp), seed=seed,
             optimizer=build(cfg.child.optimizer, "child.optimizer"), callbacks=[clock],
         )
@@ -179,7 +180,7 @@ def run_lightning(cfg, dm, genotype, steps: int, warmup: int, seed: int) -> dict
 
 
 def run_plain(cfg, dm, genotype, steps: int, warmup: int, seed: int, device,
-              precision: str, channels_last: bool | None = None) -> dict[str, float]:
+              precision: str, channels_last: bool | None = None, model=None) -> dict[str, float]:
     """The same child trained by the shortest correct PyTorch loop."""
     import pytorch_lightning as pl
     import torch
@@ -193,8 +194,8 @@ def run_plain(cfg, dm, genotype, steps: int, warmup: int, seed: int, device,
     pl.seed_everything(seed, workers=True, verbose=False)
     dm.seed = seed
     t0, cpu0 = time.perf_counter(), time.process_time()
-    net = build(cfg.model, "model")(genotype, in_channels=dm.in_channels,
-                                    num_classes=dm.num_classes)
+    net = (model or build(cfg.model, "model"))(genotype, in_channels=dm.in_channels,
+                                               num_classes=dm.num_classes)
     net = net.to(device=device, memory_format=fmt).train()
     opt = build(cfg.child.optimizer, "child.optimizer")(net.parameters())
     total = steps
@@ -385,6 +386,55 @@ def threads(args, overrides: list[str]) -> dict[str, Any]:
             "load": {n: [r["load"] for r in rs] for n, rs in runs.items()}}
 
 
+def _tiny_net(genotype, in_channels: int, num_classes: int, pixels: int):
+    """A linear classifier: a step costs almost nothing, so what is left is the loop."""
+    import torch
+
+    return torch.nn.Sequential(torch.nn.Flatten(),
+                               torch.nn.Linear(in_channels * pixels, num_classes))
+
+
+def overhead(args, overrides: list[str]) -> dict[str, Any]:
+    """The framework's cost per training step, in ms: Lightning minus plain on a tiny net."""
+    import functools
+
+    import pytorch_lightning  # noqa: F401
+
+    from nas_lightning.search.builders import build
+    from nas_lightning.utils import quiet_lightning
+
+    quiet_lightning()
+    cfg = compose(overrides)
+    dm = build(cfg.dataset, "dataset")
+    dm.setup("fit")
+    device = _device(args.device, cfg)
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    steps = len(dm.data["train"]) // dm.batch_size  # one epoch
+    warmup = 4
+    images = (steps - warmup) * dm.batch_size
+    tiny = functools.partial(_tiny_net, pixels=dm.image_size**2)
+    runs: dict[str, list[float]] = {"plain": [], "lightning": []}
+    loads = []
+    for rep in range(args.reps + 1):  # the first repetition warms up
+        for side in ("plain", "lightning") if rep % 2 == 0 else ("lightning", "plain"):
+            before = load()
+            if side == "plain":
+                r = run_plain(cfg, dm, None, steps, warmup, rep, device, precision, model=tiny)
+            else:
+                r = run_lightning(cfg, dm, None, steps, warmup, rep, model=tiny)
+            if rep:
+                runs[side].append(1e3 * images / r["img_s"] / (steps - warmup))  # ms/step
+                loads.append([before, load()])
+    diffs = [b - a for a, b in zip(runs["plain"], runs["lightning"], strict=True)]
+    out = {"steps": steps - warmup, "reps": args.reps,
+           "plain_ms_per_step": round(statistics.median(runs["plain"]), 3),
+           "lightning_ms_per_step": round(statistics.median(runs["lightning"]), 3),
+           "overhead_ms_per_step": round(statistics.median(diffs), 3),
+           "overheads": [round(d, 3) for d in diffs], "load": loads}
+    print(f"  {out}", flush=True)
+    return out
+
+
 # -- 2. controller -----------------------------------------------------------
 
 
@@ -446,6 +496,21 @@ def table(result: dict[str, Any]) -> str:
         lines += ["", f"Lightning/plain: median {tp['ratio_median']:.3f}, lowest "
                   f"{tp['ratio_min']:.3f} (wall); median {tp['cpu_ratio_median']:.3f}, lowest "
                   f"{tp['cpu_ratio_min']:.3f} (per CPU second, steadier on a loaded machine)", ""]
+    ov = result.get("overhead")
+    if ov:
+        loads = [x for pair in ov["load"] for x in pair]
+        lines += [f"## Framework cost per training step (a linear model: the step costs almost "
+                  f"nothing; {ov['steps']} steps, median of {ov['reps']} alternating reps, "
+                  f"load {min(loads)}-{max(loads)})", "",
+                  f"- plain {ov['plain_ms_per_step']} ms/step, Lightning "
+                  f"{ov['lightning_ms_per_step']} ms/step: the framework adds "
+                  f"{ov['overhead_ms_per_step']} ms per step"]
+        if tp:
+            step_ms = 1e3 * tp["batch_size"] / statistics.median(
+                r["lightning_img_s"] for r in tp["rows"])
+            lines.append(f"- a NASNet child's step above takes {step_ms:.0f} ms: the framework's "
+                         f"share is {ov['overhead_ms_per_step'] / step_ms:.2%}")
+        lines.append("")
     th = result.get("threads")
     if th:
         lines += [f"## Torch threads ({th['child']}, plain loop, {th['steps']} steps, first "
@@ -490,8 +555,9 @@ def table(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sections", nargs="+", default=["throughput", "controller", "search"],
-                        choices=["throughput", "threads", "controller", "search"])
+    parser.add_argument("--sections", nargs="+",
+                        default=["throughput", "overhead", "controller", "search"],
+                        choices=["throughput", "overhead", "threads", "controller", "search"])
     parser.add_argument("--thread-counts", nargs="+", type=int, default=[1, 2],
                         help="torch thread counts of the threads section")
     parser.add_argument("--thread-steps", type=int, default=4,
@@ -541,6 +607,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"[{section}] load {load()}", flush=True)
         if section == "throughput":
             result["throughput"] = throughput(args, args.overrides)
+        elif section == "overhead":
+            result["overhead"] = overhead(args, args.overrides)
         elif section == "threads":
             result["threads"] = threads(args, args.overrides)
         elif section == "controller":

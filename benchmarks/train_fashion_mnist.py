@@ -55,11 +55,25 @@ def overrides(args: argparse.Namespace, run_dir: Path) -> list[str]:
         f"trainer.precision={args.precision}",
         f"dataset.val_size={args.val_size}",
         "trainer.enable_progress_bar=false",
+        f"trainer.max_time={_max_time(args.max_minutes - 3)}",
         f"seed={args.seed}",
         f"num_threads={args.threads}",
         f"run_dir={run_dir}",
         *args.override,
     ]
+
+
+def _max_time(minutes: float) -> str:
+    """Lightning's ``DD:HH:MM:SS`` for a training-time cap (test and export come after)."""
+    total = max(60, int(minutes * 60))
+    return f"00:{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
+
+
+def _model_text(model: dict) -> str:
+    return (
+        f"F={model['filters']} N={model['cells_per_stage']} "
+        f"stem x{model['stem_multiplier']} stride {model['stem_stride']}"
+    )
 
 
 def compose(args: argparse.Namespace, run_dir: Path):
@@ -96,25 +110,32 @@ def probe(args: argparse.Namespace, steps: int) -> None:
         opt.step()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     images = steps * args.batch_size
-    print(json.dumps({
-        "model": arch["model"], "channels_last": args.channels_last,
-        "precision": args.precision, "params": count_params(net),
-        "macs": count_macs(net, (1, 28, 28)), "threads": torch.get_num_threads(),
-        "img_per_s_wall": round(images / wall, 1),
-        "cpu_s_per_1k_img": round(1000 * cpu / images, 2),
-        "loadavg": os.getloadavg(),
-    }))
+    print(
+        json.dumps(
+            {
+                "model": arch["model"],
+                "channels_last": args.channels_last,
+                "precision": args.precision,
+                "params": count_params(net),
+                "macs": count_macs(net, (1, 28, 28)),
+                "threads": torch.get_num_threads(),
+                "img_per_s_wall": round(images / wall, 1),
+                "cpu_s_per_1k_img": round(1000 * cpu / images, 2),
+                "loadavg": os.getloadavg(),
+            }
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--genotype", default=str(DEFAULT_GENOTYPE))
     parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--filters", type=int, default=16)
     parser.add_argument("--cells", type=int, default=1, help="normal cells per stage (N)")
     parser.add_argument("--stem-multiplier", type=int, default=3)
-    parser.add_argument("--stem-stride", type=int, default=1)
+    parser.add_argument("--stem-stride", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--weight-decay", type=float, default=5e-4)
@@ -125,8 +146,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--val-size", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--override", action="append", default=[],
-                        help="any further train.py override, e.g. recipe.drop_path=0.1")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="any further train.py override, e.g. recipe.drop_path=0.1",
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=60.0,
+        help="the time limit: training stops 3 minutes before it (test, export)",
+    )
     parser.add_argument("--probe", type=int, default=0, help="only time this many steps")
     parser.add_argument("--out", default=str(RESULTS / "train_fashion_mnist.json"))
     args = parser.parse_args(argv)
@@ -152,6 +183,9 @@ def main(argv: list[str] | None = None) -> None:
         "fit_seconds": summary["fit_seconds"],
         "met_target": bool(summary["test_acc"] >= 0.93 and wall <= 3600),
         "epochs": summary["epochs"],
+        "epochs_planned": args.epochs,
+        "stopped_by_time_limit": summary["epochs"] < args.epochs,
+        "threads": args.threads,
         "params": summary["params"],
         "macs": summary["macs"],
         "model": summary["model"],
@@ -170,17 +204,27 @@ def main(argv: list[str] | None = None) -> None:
         "date": stamp,
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    line = (f"| {stamp} | {result['test_acc']:.4f} | {wall / 60:.1f} min | {result['epochs']} | "
-            f"{result['params']} | {result['macs'] / 1e6:.1f}M | {result['model']} | "
-            f"load {result['loadavg_before'][0]:.1f}->{result['loadavg_after'][0]:.1f} |\n")
-    md = RESULTS / "train_fashion_mnist.md"
+    line = (
+        f"| {stamp} | {result['test_acc']:.4f} | {wall / 60:.1f} min | {result['epochs']} | "
+        f"{result['params']} | {result['macs'] / 1e6:.1f}M | {_model_text(result['model'])} | "
+        f"load {result['loadavg_before'][0]:.1f}->{result['loadavg_after'][0]:.1f} |\n"
+    )
+    md = Path(args.out).with_suffix(".md")
     if not md.exists():
-        md.write_text("| date | test acc | wall | epochs | params | MACs | model | load avg |\n"
-                      "|---|---|---|---|---|---|---|---|\n")
+        md.write_text(
+            "| date | test acc | wall | epochs | params | MACs | model | load avg |\n"
+            "|---|---|---|---|---|---|---|---|\n"
+        )
     with open(md, "a") as f:
         f.write(line)
-    print(json.dumps({k: result[k] for k in ("test_acc", "wall_seconds", "epochs", "params",
-                                             "macs", "met_target")}))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in ("test_acc", "wall_seconds", "epochs", "params", "macs", "met_target")
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

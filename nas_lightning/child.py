@@ -14,6 +14,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import move_data_to_device
 from torch import nn
 from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy
@@ -92,6 +93,7 @@ class ChildModule(pl.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_curve: list[float] = []
         self.train_loss_last = math.nan
+        self._loss_sum, self._loss_count = torch.zeros(()), 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -109,9 +111,21 @@ class ChildModule(pl.LightningModule):
         if not torch.isfinite(loss):
             raise ChildDivergedError(f"training loss is {loss.item()} at step {self.global_step}")
         self.train_acc.update(self._logits(out).detach(), y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
+        # Epoch means, summed here and logged once in on_train_epoch_end: two
+        # self.log calls per step cost ~6 ms a step (BENCHMARKS.md), a NASNet
+        # proxy child's step on a GPU is ~10 ms.
+        self._loss_sum = self._loss_sum + loss.detach() * len(y)
+        self._loss_count += len(y)
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._loss_sum, self._loss_count = torch.zeros((), device=self.device), 0
+
+    def on_train_epoch_end(self) -> None:
+        if self._loss_count:  # the same values as self.log(..., on_epoch=True) each step
+            self.log("train/loss", self._loss_sum / self._loss_count)
+            self.log("train/acc", self.train_acc.compute())  # reduced across ranks
+        self.train_acc.reset()
 
     def compute_loss(self, out: Any, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy, plus ``aux_weight`` times the auxiliary head's."""
@@ -148,10 +162,10 @@ class ChildModule(pl.LightningModule):
         for i, batch in enumerate(datamodule.train_dataloader()):
             if i >= num_batches:
                 break
-            # no augmentation: the trainer is validating, not training
-            x, _ = datamodule.on_after_batch_transfer(
-                self.trainer.strategy.batch_to_device(batch), 0
-            )
+            # The datamodule's own transform (normalisation), once: the strategy's
+            # batch_to_device would run it too. No augmentation: the trainer is
+            # validating, not training.
+            x, _ = datamodule.on_after_batch_transfer(move_data_to_device(batch, self.device), 0)
             self(x)
         self.net.train(was_training)
         for m, momentum in zip(norms, momenta, strict=True):

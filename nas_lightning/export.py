@@ -38,12 +38,19 @@ def _export(net: nn.Module, example: torch.Tensor, path: Path, opset: int) -> st
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 if exporter == "torchscript":
-                    torch.onnx.export(net, (example,), str(path), dynamo=False,
-                                      dynamic_axes=dynamic, **kwargs)
+                    torch.onnx.export(
+                        net, (example,), str(path), dynamo=False, dynamic_axes=dynamic, **kwargs
+                    )
                 else:
                     batch = torch.export.Dim("batch")
-                    torch.onnx.export(net, (example,), str(path), dynamo=True,
-                                      dynamic_shapes={"x": {0: batch}}, **kwargs)
+                    torch.onnx.export(
+                        net,
+                        (example,),
+                        str(path),
+                        dynamo=True,
+                        dynamic_shapes={"x": {0: batch}},
+                        **kwargs,
+                    )
             return exporter
         except Exception as err:  # the next exporter may still work
             errors.append(f"{exporter}: {type(err).__name__}: {str(err).splitlines()[0]}")

@@ -29,8 +29,9 @@ def _trained_like(net: torch.nn.Module) -> torch.nn.Module:
 def exported(tmp_path_factory):
     """NASNet-A with its (training-only) auxiliary head, in channels-last, exported."""
     torch.manual_seed(0)
-    net = build_model(NASNET_A, 1, 10, {"filters": 4, "cells_per_stage": 1, "stem_stride": 2,
-                                        "auxiliary": True})
+    net = build_model(
+        NASNET_A, 1, 10, {"filters": 4, "cells_per_stage": 1, "stem_stride": 2, "auxiliary": True}
+    )
     net = _trained_like(net.to(memory_format=torch.channels_last))
     inputs = torch.randn(6, *INPUT)
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
@@ -60,7 +61,8 @@ def test_the_check_detects_a_different_network(exported) -> None:
 @pytest.mark.slow
 def test_other_kinds_export(tmp_path) -> None:
     torch.manual_seed(0)
-    net = _trained_like(build_model(load_genotype("mnasnet_a1"), 1, 10,
-                                    {"width_mult": 0.25, "stem_stride": 1}))
+    net = _trained_like(
+        build_model(load_genotype("mnasnet_a1"), 1, 10, {"width_mult": 0.25, "stem_stride": 1})
+    )
     result = export_onnx(net, torch.randn(2, *INPUT), tmp_path / "mobile.onnx")
     assert result["ok"], result

@@ -450,3 +450,26 @@ def test_command_line(tmp_path, capsys):
     assert main(["check-table", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: table_file:") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "overrides, backend, source",
+    [
+        ([], None, None),
+        (["latency=eager_cpu"], "eager", "measured"),
+        (["latency=onnxruntime"], "onnxruntime", "measured"),
+        (["experiment=mnasnet"], "eager", "measured"),
+        (["experiment=mnasnet", "latency=onnxruntime"], "onnxruntime", "measured"),
+        (["experiment=mobilenetv3_small", "latency=onnxruntime"], "onnxruntime", "measured"),
+        (["search_space=mnasnet", "strategy=netadapt", "latency=table"], "eager", "table"),
+    ],
+)
+def test_latency_group_is_chosen_from_the_command_line(overrides, backend, source):
+    """`latency=...` works with or without a preset; the command line wins over presets."""
+    from conftest import compose_config
+
+    cfg = compose_config("search", overrides)
+    if backend is None:
+        assert cfg.latency is None
+    else:
+        assert (cfg.latency.backend, cfg.latency.source) == (backend, source)

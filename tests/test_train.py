@@ -79,8 +79,15 @@ def searched(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_searched_genotype_trains_end_to_end(searched) -> None:
     run, summary = searched
-    for name in ("summary.json", "genotype.json", "config.yaml", "model.onnx",
-                 "checkpoints/best.ckpt", "checkpoints/last.ckpt", "csv/metrics.csv"):
+    for name in (
+        "summary.json",
+        "genotype.json",
+        "config.yaml",
+        "model.onnx",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "csv/metrics.csv",
+    ):
         assert (run / name).is_file(), name
     card = json.loads((run / "summary.json").read_text())
     assert card["kind"] == "nasnet" and card["task"] == "train"
@@ -98,8 +105,9 @@ def test_eval_only_reproduces_the_test_accuracy(searched, tmp_path) -> None:
     run, summary = searched
     ckpt = run / "checkpoints" / "best.ckpt"
     # The genotype and model options of this command are ignored: the checkpoint's count.
-    cfg = make_cfg(tmp_path, "eval_only=true", f"ckpt_path={ckpt}", "model.filters=8",
-                   "export.onnx=false")
+    cfg = make_cfg(
+        tmp_path, "eval_only=true", f"ckpt_path={ckpt}", "model.filters=8", "export.onnx=false"
+    )
     card = run_train(cfg)
     assert card["task"] == "eval" and card["genotype"] == summary["genotype"]
     assert card["test_acc"] == pytest.approx(summary["test_acc"], abs=1e-6)
@@ -108,9 +116,16 @@ def test_eval_only_reproduces_the_test_accuracy(searched, tmp_path) -> None:
 
 def test_nasnet_a_with_the_full_recipe(tmp_path) -> None:
     steps = StepLosses()
-    cfg = make_cfg(tmp_path, "genotype=nasnet_a", "recipe.aux_weight=0.4", "recipe.drop_path=0.3",
-                   "recipe.cutout=8", "recipe.label_smoothing=0.1", "trainer.limit_train_batches=3",
-                   "export.onnx=false")
+    cfg = make_cfg(
+        tmp_path,
+        "genotype=nasnet_a",
+        "recipe.aux_weight=0.4",
+        "recipe.drop_path=0.3",
+        "recipe.cutout=8",
+        "recipe.label_smoothing=0.1",
+        "trainer.limit_train_batches=3",
+        "export.onnx=false",
+    )
     card = run_train(cfg, callbacks=[steps])
     assert card["model"]["auxiliary"] is True
     assert card["params"] < card["params_train"]  # the auxiliary head is training-only
@@ -121,9 +136,15 @@ def test_nasnet_a_with_the_full_recipe(tmp_path) -> None:
 
 
 def test_resume_gives_the_same_next_step_loss(tmp_path) -> None:
-    opts = ["recipe.epochs=2", "recipe.aux_weight=0.4", "recipe.drop_path=0.2",
-            "recipe.cutout=8", "dataset.augment=true", "export.onnx=false",
-            "trainer.limit_test_batches=1"]
+    opts = [
+        "recipe.epochs=2",
+        "recipe.aux_weight=0.4",
+        "recipe.drop_path=0.2",
+        "recipe.cutout=8",
+        "dataset.augment=true",
+        "export.onnx=false",
+        "trainer.limit_test_batches=1",
+    ]
     whole = StepLosses()
     run_train(make_cfg(tmp_path / "whole", *opts), callbacks=[whole])
     first = StepLosses()
@@ -151,13 +172,25 @@ def test_resume_refuses_another_architecture(searched, tmp_path) -> None:
         ("[1, 2]", "must be a JSON object"),
         ('{"kind": "resnet"}', "unknown genotype kind 'resnet'"),
         ('{"kind": "nasnet", "normal": {"blocks": []}}', "a cell needs at least one block"),
-        (json.dumps({"kind": "nasnet", "normal": {"blocks": [
-            {"inputs": [0, 1], "ops": ["identity", "identity"]}]}}),
-         "malformed nasnet genotype: 'reduction'"),
-        (json.dumps({"kind": "nasnet", "normal": {"blocks": [
-            {"inputs": [0, 5], "ops": ["identity", "identity"]}]},
-            "reduction": {"blocks": [{"inputs": [0, 1], "ops": ["identity", "identity"]}]}}),
-         "input_b=5 must be in 0..1"),
+        (
+            json.dumps(
+                {
+                    "kind": "nasnet",
+                    "normal": {"blocks": [{"inputs": [0, 1], "ops": ["identity", "identity"]}]},
+                }
+            ),
+            "malformed nasnet genotype: 'reduction'",
+        ),
+        (
+            json.dumps(
+                {
+                    "kind": "nasnet",
+                    "normal": {"blocks": [{"inputs": [0, 5], "ops": ["identity", "identity"]}]},
+                    "reduction": {"blocks": [{"inputs": [0, 1], "ops": ["identity", "identity"]}]},
+                }
+            ),
+            "input_b=5 must be in 0..1",
+        ),
     ],
 )
 def test_bad_genotype_files_give_a_one_line_error(tmp_path, text, message) -> None:
@@ -197,9 +230,18 @@ def test_cli_reports_a_bad_genotype_in_one_line(tmp_path) -> None:
     path = tmp_path / "bad.json"
     path.write_text('{"kind": "nasnet"')
     proc = subprocess.run(
-        [sys.executable, "train.py", f"genotype={path}", f"hydra.run.dir={tmp_path}",
-         "train_logger=csv", "dataset=embedded"],
-        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "train.py",
+            f"genotype={path}",
+            f"hydra.run.dir={tmp_path}",
+            "train_logger=csv",
+            "dataset=embedded",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {path}: not valid JSON")
@@ -208,8 +250,16 @@ def test_cli_reports_a_bad_genotype_in_one_line(tmp_path) -> None:
 # -- NASNet-A's size and cost -----------------------------------------------------------------
 
 
-def hand_count_macs(genotype, c_in: int, size: int, filters: int, n: int,
-                    stem_mult: int = 3, num_classes: int = 10, stages: int = 3) -> int:
+def hand_count_macs(
+    genotype,
+    c_in: int,
+    size: int,
+    filters: int,
+    n: int,
+    stem_mult: int = 3,
+    num_classes: int = 10,
+    stages: int = 3,
+) -> int:
     """Multiply-adds of a NASNet by hand, from the paper's cell definition.
 
     Stem: 3x3 conv. Each cell: a 1x1 conv on each input (after a reduction
@@ -263,8 +313,14 @@ def test_nasnet_a_macs_match_the_hand_count() -> None:
 
 
 def test_nasnet_a_6_at_768_for_cifar10(tmp_path) -> None:
-    cfg = make_cfg(tmp_path, "genotype=nasnet_a", "dataset=cifar10", "model.filters=32",
-                   "model.cells_per_stage=6", "model.stem_stride=1")
+    cfg = make_cfg(
+        tmp_path,
+        "genotype=nasnet_a",
+        "dataset=cifar10",
+        "model.filters=32",
+        "model.cells_per_stage=6",
+        "model.stem_stride=1",
+    )
     genotype, net, arch, _ = build_network(cfg)
     params, macs = count_params(net), count_macs(net, (3, 32, 32))
     print(f"NASNet-A 6@768 CIFAR-10: {params} params, {macs} multiply-adds")

@@ -57,8 +57,11 @@ def log_final(logger: Logger | None, summary: dict[str, Any], files: list[Path])
     """
     if logger is None:
         return
-    flat = {f"final/{k}": v for k, v in summary.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    flat = {
+        f"final/{k}": v
+        for k, v in summary.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     onnx = summary.get("onnx") or {}
     if isinstance(onnx.get("max_abs_diff"), float):
         flat["final/onnx_max_abs_diff"] = onnx["max_abs_diff"]

@@ -57,8 +57,8 @@ class TrainModule(ChildModule):
         self.save_hyperparameters({"architecture": architecture, "recipe": recipe or {}})
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        trainer = self._trainer
-        if self.seed is not None and trainer is not None and trainer.training:
+        trainer = self.trainer  # only a Trainer calls this hook
+        if self.seed is not None and trainer.training:
             index = trainer.fit_loop.epoch_loop.batch_progress.total.ready
             torch.manual_seed((self.seed * 1_000_003 + index * 7_919 + trainer.global_rank) % 2**62)
         return batch
@@ -73,8 +73,9 @@ def _load(path: str | Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError("ckpt_path", f"{path} is not a weights-only checkpoint: {first}") \
-            from None
+        raise ConfigError(
+            "ckpt_path", f"{path} is not a weights-only checkpoint: {first}"
+        ) from None
 
 
 def read_checkpoint_epoch(path: str | Path) -> int:

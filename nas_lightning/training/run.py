@@ -82,7 +82,8 @@ def _check_same(stored: dict[str, Any], arch: dict[str, Any]) -> None:
 
 def _check_data(stored: dict[str, Any], datamodule: Any) -> None:
     if (stored["in_channels"], stored["num_classes"]) != (
-        datamodule.in_channels, datamodule.num_classes
+        datamodule.in_channels,
+        datamodule.num_classes,
     ):
         raise ConfigError(
             "dataset",
@@ -209,20 +210,33 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
         raise err.prefixed("recipe") from None
     # Best by validation accuracy (tested at the end) and the last (resume), saved at
     # the end of each training epoch, after its validation.
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
-                                 monitor="val/acc", mode="max", save_last=True,
-                                 auto_insert_metric_name=False, save_on_train_epoch_end=True)
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor="val/acc",
+        mode="max",
+        save_last=True,
+        auto_insert_metric_name=False,
+        save_on_train_epoch_end=True,
+    )
     trainer_callbacks: list[Callback] = [] if eval_only else [checkpoint]
     if drop_path:
         trainer_callbacks.append(DropPathSchedule(drop_path))
-    logger = build_partial(cfg.train_logger, "train_logger", save_dir=str(run_dir)) \
-        if cfg.get("train_logger") else None
+    logger = (
+        build_partial(cfg.train_logger, "train_logger", save_dir=str(run_dir))
+        if cfg.get("train_logger")
+        else None
+    )
     if logger is not None:
         trainer_callbacks.append(LearningRateMonitor("step"))
     trainer_callbacks += list(callbacks or [])
     trainer: pl.Trainer = build_partial(
-        cfg.trainer, "trainer", callbacks=trainer_callbacks, logger=logger or False,
-        default_root_dir=str(run_dir), use_distributed_sampler=False,
+        cfg.trainer,
+        "trainer",
+        callbacks=trainer_callbacks,
+        logger=logger or False,
+        default_root_dir=str(run_dir),
+        use_distributed_sampler=False,
         enable_checkpointing=not eval_only,
     )
     if rank == 0:
@@ -244,8 +258,9 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
     epochs, steps = trainer.current_epoch, trainer.global_step
     test_ckpt = ckpt_path if eval_only else saved["best"]
     t0 = time.perf_counter()
-    results = trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt,
-                           weights_only=True, verbose=False)
+    results = trainer.test(
+        module, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True, verbose=False
+    )
     test_seconds = time.perf_counter() - t0
     summary = {
         "run_dir": str(run_dir),
@@ -255,8 +270,12 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
         "genotype": arch["genotype"],
         "genotype_text": str(genotype),
         "model": model_kwargs,
-        "dataset": {"target": arch["dataset"], "input_shape": list(input_shape),
-                    "num_classes": datamodule.num_classes, **_split_sizes(datamodule)},
+        "dataset": {
+            "target": arch["dataset"],
+            "input_shape": list(input_shape),
+            "num_classes": datamodule.num_classes,
+            **_split_sizes(datamodule),
+        },
         "test_acc": float(results[0]["test/acc"]) if results else None,
         "tested_checkpoint": test_ckpt,
         "best_val_acc": best_val,
@@ -267,11 +286,17 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
         "checkpoints": saved,
         "seed": seed,
         "recipe": OmegaConf.to_container(recipe, resolve=True),
-        "trainer": {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
-                    if not k.startswith("_")},
+        "trainer": {
+            k: v
+            for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
+            if not k.startswith("_")
+        },
         "overrides": _overrides(),
-        "versions": {"torch": torch.__version__, "pytorch_lightning": pl.__version__,
-                     "python": sys.version.split()[0]},
+        "versions": {
+            "torch": torch.__version__,
+            "pytorch_lightning": pl.__version__,
+            "python": sys.version.split()[0],
+        },
     }
     if rank == 0:
         _measure_and_export(cfg, module.net, datamodule, input_shape, run_dir, summary)
@@ -323,9 +348,13 @@ def _measure_and_export(cfg, net, datamodule, input_shape, run_dir, summary) -> 
         return
     inputs = _example_inputs(datamodule, int(export.get("check_batch", 16)), input_shape)
     try:
-        summary["onnx"] = export_onnx(net, inputs, run_dir / "model.onnx",
-                                      opset=int(export.get("opset", 17)),
-                                      atol=float(export.get("atol", 1e-4)))
+        summary["onnx"] = export_onnx(
+            net,
+            inputs,
+            run_dir / "model.onnx",
+            opset=int(export.get("opset", 17)),
+            atol=float(export.get("atol", 1e-4)),
+        )
     except Exception as err:  # keep the trained model and its card even if export fails
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         summary["onnx"] = {"ok": False, "error": f"{type(err).__name__}: {first}"}
@@ -353,7 +382,11 @@ def _report(summary: dict[str, Any]) -> None:
     onnx = summary.get("onnx") or {}
     log.info(
         "test_acc=%.4f params=%s (%.2fM) MACs=%s (%.1fM) onnx_max_abs_diff=%s",
-        summary["test_acc"] or float("nan"), summary["params"], summary["params"] / 1e6,
-        summary["macs"], summary["macs"] / 1e6, onnx.get("max_abs_diff"),
+        summary["test_acc"] or float("nan"),
+        summary["params"],
+        summary["params"] / 1e6,
+        summary["macs"],
+        summary["macs"] / 1e6,
+        onnx.get("max_abs_diff"),
     )
     log.info("run folder: %s", os.path.abspath(summary["run_dir"]))

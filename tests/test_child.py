@@ -1,0 +1,62 @@
+"""ChildModule details that a search's reward depends on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from nas_lightning.child import ChildModule
+from nas_lightning.data.base import ImageDataModule
+from nas_lightning.utils import quiet_lightning
+
+
+class ConstantImages(ImageDataModule):
+    """Every training image is the grey level ``train_value``; labels alternate."""
+
+    in_channels, num_classes, image_size = 1, 2, 4
+    mean, std = (0.25,), (0.5,)
+
+    def __init__(self, train_value: int, **kwargs) -> None:
+        super().__init__(augment=False, **kwargs)
+        self.train_value = train_value
+
+    def load(self):
+        x = np.full((64, 4, 4), self.train_value, np.uint8)
+        y = np.arange(64) % 2
+        return x, y, x[:8], y[:8]
+
+
+def _fit(recalibration_batches: int) -> nn.BatchNorm2d:
+    quiet_lightning()
+    bn = nn.BatchNorm2d(1, affine=False)
+    net = nn.Sequential(bn, nn.Flatten(), nn.Linear(16, 2))
+    module = ChildModule(
+        net, num_classes=2, bn_recalibration_batches=recalibration_batches, channels_last=False
+    )
+    dm = ConstantImages(train_value=204, batch_size=16, val_size=16)
+    # One training step moves the running mean 10% of the way (momentum 0.1).
+    trainer = pl.Trainer(
+        max_epochs=1, limit_train_batches=1, accelerator="cpu", devices=1, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, datamodule=dm)
+    return bn
+
+
+def test_bn_recalibration_uses_normalised_training_batches():
+    normalised = (204 / 255 - 0.25) / 0.5  # what the network sees in training: 1.1
+    bn = _fit(recalibration_batches=2)
+    # an exact average over the recalibration batches of the images as trained on
+    assert torch.allclose(bn.running_mean, torch.tensor([normalised]), atol=1e-5)
+    assert float(bn.running_var) < 1e-5
+    assert int(bn.num_batches_tracked) == 2
+    assert bn.momentum == 0.1  # restored
+
+
+def test_without_recalibration_running_mean_lags():
+    normalised = (204 / 255 - 0.25) / 0.5
+    bn = _fit(recalibration_batches=0)
+    assert torch.allclose(bn.running_mean, torch.tensor([0.1 * normalised]), atol=1e-5)

@@ -4,8 +4,8 @@ After a child finishes training, it reads the child's metrics, computes the
 reward, lets the search record the child (so the record exists before the
 controller learns), then calls ``strategy.tell`` exactly once: the
 reward-scaled gradient step of REINFORCE/PPO. Under DDP every rank runs it
-with the same synced accuracy and the same seeded controller, so every rank
-makes the same update.
+with the same synced accuracy, rank 0's latency and timings (broadcast) and
+the same seeded controller, so every rank makes the same update.
 """
 
 from __future__ import annotations
@@ -71,6 +71,10 @@ class ControllerCallback(Callback):
                 f"logged metrics: {sorted(logged)}"
             )
         val_acc = float(logged[self.monitor])
+        if trainer.world_size > 1:
+            # Metrics measured outside the Trainer (latency, timing) differ per rank:
+            # every rank takes rank 0's, so all compute the same reward and update.
+            self.extra, seconds = trainer.strategy.broadcast((self.extra, seconds), src=0)
         curve = list(getattr(pl_module, "val_curve", []) or [val_acc])
         net = getattr(pl_module, "net", pl_module)
         self.metrics = ChildMetrics(

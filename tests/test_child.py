@@ -60,3 +60,38 @@ def test_without_recalibration_running_mean_lags():
     normalised = (204 / 255 - 0.25) / 0.5
     bn = _fit(recalibration_batches=0)
     assert torch.allclose(bn.running_mean, torch.tensor([0.1 * normalised]), atol=1e-5)
+
+
+def test_controller_callback_takes_rank_zeros_latency_under_ddp():
+    """Latency measured per rank would give each rank its own reward: rank 0's is used."""
+    from types import SimpleNamespace
+
+    from nas_lightning.callbacks import ControllerCallback
+    from nas_lightning.rewards.base import ChildMetrics
+
+    told = []
+
+    class Strategy:
+        def tell(self, proposal, reward):
+            told.append(reward)
+            return {}
+
+    class Broadcast:
+        def broadcast(self, obj, src=0):
+            assert src == 0
+            return ({"latency_ms": 10.0}, 1.0)  # what rank 0 holds
+
+    def reward(m: ChildMetrics) -> float:
+        return m.val_acc / m.extra["latency_ms"]
+
+    module = SimpleNamespace(val_curve=[0.5], net=nn.Linear(2, 2))
+    for world_size, expected in ((1, 0.5 / 40.0), (2, 0.5 / 10.0)):
+        cb = ControllerCallback(Strategy(), None, reward, extra={"latency_ms": 40.0})
+        trainer = SimpleNamespace(
+            callback_metrics={"val/acc": torch.tensor(0.5)},
+            world_size=world_size,
+            strategy=Broadcast(),
+        )
+        cb.on_fit_start(trainer, module)
+        cb.on_fit_end(trainer, module)
+        assert told[-1] == expected

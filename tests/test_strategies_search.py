@@ -58,6 +58,22 @@ def test_strategy_configs_instantiate_with_the_paper_settings(tiny_search_cfg):
     assert isinstance(rnd, RandomSearch)
 
 
+@pytest.mark.parametrize(
+    "preset, strategy", [("nasnet", "PPO"), ("nas_rl", "Reinforce"), ("mnasnet", "PPO")]
+)
+def test_each_paper_preset_uses_its_papers_strategy(preset, strategy):
+    cfg = compose_config("search", [f"experiment={preset}"])
+    assert cfg.strategy._target_ == f"nas_lightning.strategies.{strategy}"
+    if strategy == "PPO":
+        assert (cfg.strategy.lr, cfg.strategy.entropy_weight, cfg.strategy.baseline_decay) == (
+            3.5e-4, 1e-5, 0.95
+        )
+    for size in ("small", "large"):  # PPO, then NetAdapt
+        cfg = compose_config("search", [f"experiment=mobilenetv3_{size}"])
+        assert cfg.strategy.first._target_ == "nas_lightning.strategies.PPO"
+        assert cfg.strategy.then._target_ == "nas_lightning.strategies.NetAdapt"
+
+
 @pytest.mark.parametrize("name", list(STRATEGY_CLASSES))
 def test_each_strategy_runs_end_to_end_on_nasnet(tiny_search_cfg, tmp_path, name):
     result = run_search(tiny_search_cfg(f"strategy={name}", *SMALL[name]))

@@ -472,6 +472,9 @@ class NetAdapt(Strategy):
             "calibration": self.calibration,
             "finished": self._finished,
             "reason": self.reason,
+            # the table says the target is met, but the budget ended before the
+            # whole networks were timed to confirm it
+            "verification_pending": bool(self.needs_verify and not self._finished),
             "latency_settings": settings,
             "path": self.path(),
             "history": self.history,

@@ -229,9 +229,7 @@ class ImageDataModule(pl.LightningDataModule):
     # -- batch transforms --------------------------------------------------
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 [0, 255] -> float, standardised per channel."""
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        return (x.float() / 255.0 - mean) / std
+        return normalize_uint8(x, self.mean, self.std)
 
     def augment_batch(self, x: torch.Tensor) -> torch.Tensor:
         if self.augment:
@@ -247,6 +245,13 @@ class ImageDataModule(pl.LightningDataModule):
         if not self.data:
             self.setup()
         return len(self.data["train"])
+
+
+def normalize_uint8(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 [0, 255] NCHW -> float, standardised per channel by ``mean`` and ``std``."""
+    m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    return (x.float() / 255.0 - m) / s
 
 
 def _nchw(x: torch.Tensor) -> torch.Tensor:

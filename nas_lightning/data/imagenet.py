@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from torchvision import datasets, transforms
 
+from nas_lightning.data.base import normalize_uint8
 from nas_lightning.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -230,9 +231,7 @@ class ImageNet(pl.LightningDataModule):
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 [0, 255] -> float, standardised per channel."""
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        return (x.float() / 255.0 - mean) / std
+        return normalize_uint8(x, self.mean, self.std)
 
     @property
     def num_train(self) -> int:

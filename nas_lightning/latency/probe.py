@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from nas_lightning.errors import ConfigError
@@ -225,7 +224,6 @@ class LatencyProbe:
         out["latency_ms"] = measured if self.source == "measured" else predicted
         out["latency_source"] = self.source
         out["latency"] = detail
-        out = _broadcast(out)
         self.seconds += time.perf_counter() - start
         self.children += 1
         return out
@@ -330,16 +328,3 @@ def mobile_key_check(name: str) -> None:
     canonical = encode_block(decode_block(name))
     if canonical != name:
         raise ValueError(f"block {name!r} is not in canonical form {canonical!r}")
-
-
-def _broadcast(data: dict[str, Any]) -> dict[str, Any]:
-    """Under torch.distributed, every rank takes rank 0's figures.
-
-    Timings differ from process to process; without this, ranks would compute
-    different rewards and their strategies would drift apart.
-    """
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return data
-    box = [data if torch.distributed.get_rank() == 0 else None]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]

@@ -132,11 +132,11 @@ class RunFolder:
         if self.rank != 0:
             return
         text = OmegaConf.to_yaml(cfg, resolve=True)
-        if not self.resuming or read_manifest(self.run_dir) is None:
-            if self.run_id is None:
+        atomic_write(self.run_dir / "config.yaml", text.encode())
+        if not self.resuming or read_manifest(self.run_dir) is None:  # after: a crash between
+            if self.run_id is None:  # the two leaves a folder that resumes unchecked
                 self.run_id = uuid.uuid4().hex
             write_manifest(self.run_dir, self.run_id, identity(OmegaConf.create(text)))
-        atomic_write(self.run_dir / "config.yaml", text.encode())
 
     def strategy_state(self) -> dict[str, Any] | None:
         """The saved strategy state if it matches the records, else None (replay).

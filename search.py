@@ -19,6 +19,9 @@ OmegaConf.register_new_resolver("resume_or", lambda resume, new: resume or new, 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")
 def main(cfg: DictConfig) -> float | None:
+    from nas_lightning.search.progress import print_banner
+
+    print_banner(cfg)  # before torch is imported: what will run, in the first second
     from nas_lightning.search.loop import run_search
 
     try:

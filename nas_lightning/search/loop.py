@@ -32,6 +32,7 @@ from nas_lightning.search.threads import apply_num_threads
 from nas_lightning.spaces.base import SearchSpace
 from nas_lightning.strategies.base import Proposal, Strategy
 from nas_lightning.utils import global_rank, quiet_lightning
+from nas_lightning.viz import draw_search
 
 log = logging.getLogger("nas_lightning.search")
 
@@ -181,6 +182,8 @@ def run_search(cfg: DictConfig) -> SearchResult:
                                "reward": outcome.reward, **_controller_digest(strategy)})
     finally:
         progress.close()
+        if rank == 0:  # reward_curve.png, best_architecture.png (+ W&B images)
+            draw_search(run_dir, records, recorder.best, progress.baselines, logger)
         if rank == 0 and hasattr(strategy, "finish"):  # a strategy's own results (NetAdapt)
             strategy.finish(run_dir)
         summary = _finish(cfg, run_dir, records, recorder, probe, logger, rank, start)

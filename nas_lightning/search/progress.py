@@ -203,6 +203,7 @@ class SearchProgress:
         self.threads = threads
         self.mode = progress_mode(cfg)
         self.best: float | None = None
+        self.baselines: dict[int, float] = {}  # child index -> controller baseline
         self._start = time.perf_counter()
         self._finished_here = 0
         self._bar = None
@@ -260,6 +261,8 @@ class SearchProgress:
         """One finished child: its line (with time left) and the bar's step."""
         self.done = max(self.done, record["index"] + 1)
         self._finished_here += 1
+        if isinstance(stats.get("baseline"), int | float):
+            self.baselines[record["index"]] = float(stats["baseline"])
         if record.get("best_reward") is not None:
             self.best = record["best_reward"]
         if not self.enabled:

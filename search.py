@@ -1,37 +1,20 @@
 """Run a neural architecture search: `python search.py [overrides]`.
 
-See README.md; every option lives in conf/ (root: conf/search.yaml).
+See README.md; every option lives in conf/ (root: conf/search.yaml). The
+installed command `nas-search` runs the same function.
 """
 
 from __future__ import annotations
 
-import sys
-
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from nas_lightning.errors import ConfigError, GenotypeError
-from nas_lightning.search.resume import resume_config
-
-# `resume=<run>` continues in that run's folder instead of a new dated one.
-OmegaConf.register_new_resolver("resume_or", lambda resume, new: resume or new, replace=True)
+from nas_lightning.cli import search_task
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")
 def main(cfg: DictConfig) -> float | None:
-    from nas_lightning.search.progress import print_banner
-
-    print_banner(cfg)  # before torch is imported: what will run, in the first second
-    from nas_lightning.search.loop import run_search
-
-    try:
-        if cfg.resume:
-            cfg = resume_config(cfg)
-        result = run_search(cfg)
-    except (ConfigError, GenotypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    return result.best["reward"] if result.best else None
+    return search_task(cfg)
 
 
 if __name__ == "__main__":

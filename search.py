@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 import hydra
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from nas_lightning.errors import ConfigError, GenotypeError
@@ -24,7 +25,9 @@ def main(cfg: DictConfig) -> float | None:
     try:
         if cfg.resume:
             cfg = resume_config(cfg)
-        result = run_search(cfg)
+        # A search with its own runner (experiment=enas) replaces the standalone loop.
+        run = instantiate(cfg.search.runner) if cfg.search.get("runner") else run_search
+        result = run(cfg)
     except (ConfigError, GenotypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

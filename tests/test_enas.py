@@ -14,8 +14,15 @@ from nas_lightning.models.nasnet import NASNetwork
 from nas_lightning.spaces.nasnet import NASNetSpace
 
 ENAS_OPS = ["identity", "sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3"]
-LAYOUT = dict(in_channels=1, num_classes=10, filters=4, cells_per_stage=1, num_reductions=2,
-              stem_multiplier=2, stem_stride=1)
+LAYOUT = dict(
+    in_channels=1,
+    num_classes=10,
+    filters=4,
+    cells_per_stage=1,
+    num_reductions=2,
+    stem_multiplier=2,
+    stem_stride=1,
+)
 
 
 def _randomize(net: torch.nn.Module, seed: int) -> None:

@@ -35,9 +35,7 @@ Units = tuple[int, ...]
 
 def unit_columns(units: Units, c_unit: int, device: torch.device | None = None) -> torch.Tensor:
     """Input-channel indices of ``units`` when each unit is ``c_unit`` channels wide."""
-    return torch.cat(
-        [torch.arange(u * c_unit, (u + 1) * c_unit, device=device) for u in units]
-    )
+    return torch.cat([torch.arange(u * c_unit, (u + 1) * c_unit, device=device) for u in units])
 
 
 class SlicedConv1x1(nn.Module):
@@ -133,10 +131,7 @@ class SuperCell(nn.Module):
                 slots.append(
                     nn.ModuleList(
                         nn.ModuleDict(
-                            {
-                                op: OPS[op](c, 2 if reduction and src < 2 else 1)
-                                for op in ops
-                            }
+                            {op: OPS[op](c, 2 if reduction and src < 2 else 1) for op in ops}
                         )
                         for src in range(b + 2)
                     )
@@ -279,8 +274,9 @@ class Supernet(nn.Module):
             s0, u0, s1, u1 = s1, u1, out, units
         cols = unit_columns(u1, self.c_last, self.classifier.weight.device)
         features = self.head(s1)
-        return F.linear(features, self.classifier.weight.index_select(1, cols),
-                        self.classifier.bias)
+        return F.linear(
+            features, self.classifier.weight.index_select(1, cols), self.classifier.bias
+        )
 
     def standalone(self, genotype: NASNetGenotype) -> NASNetwork:
         """The standalone network of ``genotype`` with this supernet's layout and weights."""
@@ -347,9 +343,7 @@ def weight_pairs(
 
 
 @torch.no_grad()
-def copy_weights(
-    supernet: Supernet, net: NASNetwork, genotype: NASNetGenotype, into: str
-) -> None:
+def copy_weights(supernet: Supernet, net: NASNetwork, genotype: NASNetGenotype, into: str) -> None:
     """Copy ``genotype``'s weights between the supernet and its standalone network.
 
     Args:

@@ -111,3 +111,147 @@ def test_training_step_gradients_equal_the_standalone_networks():
     for name, p in supernet.named_parameters():
         if id(p) not in paired:
             assert p.grad is None, name
+
+
+# -- the alternation -----------------------------------------------------------------------
+
+TINY_ENAS = [
+    "experiment=enas",
+    "logger=csv",
+    "enas.epochs=2",
+    "enas.limit_train_batches=2",
+    "enas.controller_steps=2",
+    "enas.final_candidates=2",
+    "enas.batch_size=32",
+    "enas.controller_batch_size=32",
+    "enas.eval_batch_size=128",
+    "enas.train_subset=128",
+    "enas.supernet.filters=4",
+    "search_space.num_blocks=2",
+    "dataset.val_size=128",
+]
+
+
+def _tiny_module(tmp_path, steps: int = 2):
+    """A tiny supernet and REINFORCE, attached to a Trainer by one fit of one step."""
+    import pytorch_lightning as pl
+
+    from nas_lightning.data import EmbeddedFashionMNIST
+    from nas_lightning.enas.module import EnasModule
+    from nas_lightning.strategies import Reinforce
+
+    space = NASNetSpace(2, ENAS_OPS, ("add",))
+    strategy = Reinforce(space, lr=0.05, seed=0)
+    supernet = Supernet(2, ENAS_OPS, ("add",), **dict(LAYOUT, stem_stride=2))
+    module = EnasModule(supernet, strategy, controller_steps=0, controller_batch_size=16,
+                        entropy_reward_weight=1e-4, seed=0)
+    data = EmbeddedFashionMNIST(batch_size=16, train_subset=64, val_size=64, augment=False)
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=steps, limit_val_batches=0,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu",
+                         default_root_dir=str(tmp_path))
+    return module, strategy, trainer, data
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _changed(before: dict, module: torch.nn.Module) -> list[str]:
+    return [k for k, v in module.state_dict().items() if not torch.equal(v, before[k])]
+
+
+def test_a_supernet_step_changes_only_the_supernet(tmp_path):
+    module, strategy, trainer, data = _tiny_module(tmp_path)
+    supernet, controller = _snapshot(module.supernet), _snapshot(strategy.controller)
+    trainer.fit(module, datamodule=data)
+    assert trainer.global_step == 2
+    assert _changed(supernet, module.supernet)  # the shared weights trained
+    assert _changed(controller, strategy.controller) == []
+    assert strategy.num_told == 0 and strategy.num_proposed == 2  # one sample per step
+
+
+def test_a_controller_step_changes_only_the_controller(tmp_path):
+    module, strategy, trainer, data = _tiny_module(tmp_path, steps=1)
+    trainer.fit(module, datamodule=data)
+    module.train()  # as during fit: scoring must not touch BatchNorm statistics either
+    supernet, controller = _snapshot(module.supernet), _snapshot(strategy.controller)
+    records = module.train_controller(2)
+    assert _changed(supernet, module.supernet) == []
+    assert _changed(controller, strategy.controller)
+    assert strategy.num_told == 2
+    for r in records:
+        assert r["weight_sharing"] and 0 <= r["val_acc"] <= 1
+        assert r["reward"] == pytest.approx(r["val_acc"] + 1e-4 * r["extra"]["sample_entropy"])
+
+
+def test_batch_statistics_scoring_leaves_the_network_as_it_was():
+    from nas_lightning.enas.module import batch_statistics
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2)).eval()
+    before = _snapshot(net)
+    with batch_statistics(net):
+        out = net(torch.randn(8, 1, 4, 4) * 3 + 1)
+    assert _changed(before, net) == [] and not net[1].training and net[1].track_running_stats
+    # normalised by the batch's own statistics
+    assert out.mean(dim=(0, 2, 3)).abs().max() < 1e-5
+
+
+def test_tiny_enas_search_end_to_end(tiny_search_cfg, tmp_path):
+    import json
+
+    from nas_lightning.enas.search import run_enas
+    from nas_lightning.genotypes.base import load_genotype
+    from nas_lightning.search.records import read_children
+
+    result = run_enas(tiny_search_cfg(*TINY_ENAS))
+    run = tmp_path / "run"
+    records = read_children(run)
+    assert [r["index"] for r in records] == [0, 1, 2, 3]  # 2 epochs x 2 controller steps
+    assert all(r["weight_sharing"] and r["status"] == "ok" for r in records)
+    assert [r["extra"]["epoch"] for r in records] == [0, 0, 1, 1]
+    best = json.loads((run / "best.json").read_text())
+    candidates = json.loads((run / "candidates.json").read_text())
+    assert len(candidates) == 2 and best["val_acc"] == max(c["val_acc"] for c in candidates)
+    assert best["val_images"] == 128 and best["phase"] == "final"
+    genotype = load_genotype(run / "best.json")  # what train.py genotype=... reads
+    assert genotype == result.space.decode(best["actions"])
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "metrics.csv").is_file() and (run / "metrics_supernet.csv").is_file()
+    state = torch.load(run / "strategy.pt", weights_only=True)
+    assert state["num_told"] == 4
+    assert result.summary["supernet_steps"] == 4
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_killed_search_resumes_from_its_last_checkpoint(tiny_search_cfg, tmp_path, monkeypatch):
+    """Killed in epoch 2's controller steps: the resumed run ends as an uninterrupted one."""
+    from nas_lightning.enas.search import RunHooks, run_enas
+    from nas_lightning.search.records import read_children
+
+    full = run_enas(tiny_search_cfg(*TINY_ENAS, run_dir=tmp_path / "full"))
+
+    original = RunHooks.controller_told
+
+    def told(self, record, stats):
+        if record["index"] == 2:  # recorded on disk, epoch 2 not checkpointed
+            raise _Killed
+        return original(self, record, stats)
+
+    monkeypatch.setattr(RunHooks, "controller_told", told)
+    run = tmp_path / "killed"
+    with pytest.raises(_Killed):
+        run_enas(tiny_search_cfg(*TINY_ENAS, run_dir=run))
+    assert len(read_children(run)) == 3
+    monkeypatch.setattr(RunHooks, "controller_told", original)
+    resumed = run_enas(tiny_search_cfg(*TINY_ENAS, f"resume={run}", run_dir=run))
+    records = read_children(run)
+    assert [r["index"] for r in records] == [0, 1, 2, 3]
+    expected = read_children(tmp_path / "full")
+    assert [r["actions"] for r in records] == [r["actions"] for r in expected]
+    assert [r["reward"] for r in records] == pytest.approx([r["reward"] for r in expected])
+    assert resumed.summary["supernet_steps"] == full.summary["supernet_steps"]
+    assert resumed.best["actions"] == full.best["actions"]

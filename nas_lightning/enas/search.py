@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,8 @@ def _restore_records(run_dir: Path, checkpoint: Path | None) -> list[dict[str, A
 def run_enas(cfg: DictConfig) -> EnasResult:
     """Run (or resume) the ENAS search described by ``cfg``."""
     quiet_lightning()
+    # the datamodule has a validation loader; ENAS uses it outside Lightning's loop
+    warnings.filterwarnings("ignore", message=".*no `validation_step`.*")
     if cfg.search.get("num_threads"):
         torch.set_num_threads(int(cfg.search.num_threads))
     start = time.perf_counter()
@@ -147,6 +150,7 @@ def run_enas(cfg: DictConfig) -> EnasResult:
         build_partial(cfg.controller, "controller", space.decisions)  # validates it
     strategy: Strategy = build_partial(cfg.strategy, "strategy", space=space, seed=int(cfg.seed))
     datamodule = build(cfg.dataset, "dataset")
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)  # the supernet's init
     supernet = build_partial(
         e.supernet,
         "enas.supernet",

@@ -43,10 +43,12 @@ def _space_genotypes(space: NASNetSpace, n: int, seed: int):
     return [space.decode([rng.randrange(d.size) for d in space.decisions]) for _ in range(n)]
 
 
-@pytest.mark.parametrize("combines", [("add",), ("add", "concat")])
-def test_sub_graph_equals_the_standalone_network(combines):
+@pytest.mark.parametrize(
+    "combines, share_inputs", [(("add",), False), (("add", "concat"), False), (("add",), True)]
+)
+def test_sub_graph_equals_the_standalone_network(combines, share_inputs):
     space = NASNetSpace(num_blocks=3, ops=ENAS_OPS, combines=combines)
-    supernet = Supernet(3, ENAS_OPS, combines, **LAYOUT).eval()
+    supernet = Supernet(3, ENAS_OPS, combines, **LAYOUT, share_inputs=share_inputs).eval()
     x = torch.randn(3, 1, 12, 12, generator=torch.Generator().manual_seed(0))
     for i, genotype in enumerate(_space_genotypes(space, 4, seed=len(combines))):
         net = NASNetwork(genotype, **LAYOUT).eval()
@@ -59,6 +61,16 @@ def test_sub_graph_equals_the_standalone_network(combines):
         with torch.no_grad():
             exported = supernet.standalone(genotype).eval()(x)
         assert torch.allclose(exported, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_shared_inputs_hold_one_module_per_stride():
+    supernet = Supernet(3, ENAS_OPS, **LAYOUT, share_inputs=True)
+    reduction = next(c for c in supernet.cells if c.reduction)
+    slot = reduction.ops[2][0]  # block 2, slot A: inputs 0..3
+    assert slot[0] is slot[1] and slot[2] is slot[3] and slot[0] is not slot[2]
+    own = Supernet(3, ENAS_OPS, **LAYOUT)
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert count(supernet) < count(own)
 
 
 def test_every_standalone_tensor_is_mapped_once():
@@ -255,3 +267,48 @@ def test_a_killed_search_resumes_from_its_last_checkpoint(tiny_search_cfg, tmp_p
     assert [r["reward"] for r in records] == pytest.approx([r["reward"] for r in expected])
     assert resumed.summary["supernet_steps"] == full.summary["supernet_steps"]
     assert resumed.best["actions"] == full.best["actions"]
+
+
+@pytest.mark.slow
+def test_enas_from_the_command_line_learns_and_its_cell_trains(tmp_path):
+    """`python search.py experiment=enas`, resumed with more epochs refused, then train.py."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    run = tmp_path / "search"
+    search = [
+        sys.executable, "search.py", "experiment=enas", "logger=csv", f"hydra.run.dir={run}",
+        "search.num_threads=1", "enas.epochs=3", "enas.limit_train_batches=15",
+        "enas.controller_steps=5", "enas.final_candidates=4", "enas.batch_size=64",
+        "enas.train_subset=2000", "dataset.val_size=500",
+    ]
+    out = subprocess.run(search, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    supernet = (run / "metrics_supernet.csv").read_text().splitlines()[1:]
+    losses = [float(line.split(",")[2]) for line in supernet]
+    assert len(losses) == 5  # every 10th of 45 steps
+    assert sum(losses[-2:]) / 2 < losses[0]  # the shared weights learn
+    best = json.loads((run / "best.json").read_text())
+    assert best["val_acc"] > 0.3  # chance is 0.1
+    # resuming a finished run changes nothing and trains nothing
+    again = subprocess.run(
+        [sys.executable, "search.py", f"resume={run}"], cwd=ROOT, capture_output=True,
+        text=True, timeout=900,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((run / "summary.json").read_text())["controller_steps"] == 15
+    train = [
+        sys.executable, "train.py", f"genotype={run / 'best.json'}", "dataset=embedded",
+        "train_logger=csv", f"run_dir={tmp_path / 'train'}", "recipe.epochs=1",
+        "recipe.batch_size=16", "dataset.val_size=64", "dataset.train_subset=32",
+        "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1", "export.onnx=false", "model.filters=4",
+        "model.cells_per_stage=1", "num_threads=1",
+    ]
+    out = subprocess.run(train, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "train" / "summary.json").read_text())
+    assert summary["genotype"]["normal"] == best["genotype"]["normal"]

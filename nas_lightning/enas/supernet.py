@@ -98,7 +98,8 @@ class SuperCell(nn.Module):
 
     ``ops[b][slot][src][op]`` is the module of block ``b``'s slot (0: A,
     1: B) reading state ``src`` with op ``op``; in a reduction cell it has
-    stride 2 when ``src`` is a cell input, as in the standalone cell.
+    stride 2 when ``src`` is a cell input, as in the standalone cell. With
+    ``share_inputs`` one module serves every ``src`` of the same stride.
     """
 
     def __init__(
@@ -113,6 +114,7 @@ class SuperCell(nn.Module):
         c: int,
         reduction: bool,
         prev_reduced: bool,
+        share_inputs: bool = False,
     ) -> None:
         super().__init__()
         self.reduction = reduction
@@ -128,14 +130,16 @@ class SuperCell(nn.Module):
         for b in range(num_blocks):
             slots = nn.ModuleList()
             for _slot in range(2):
-                slots.append(
-                    nn.ModuleList(
-                        nn.ModuleDict(
-                            {op: OPS[op](c, 2 if reduction and src < 2 else 1) for op in ops}
-                        )
-                        for src in range(b + 2)
-                    )
-                )
+                by_stride: dict[int, nn.ModuleDict] = {}
+                per_src = []
+                for src in range(b + 2):
+                    stride = 2 if reduction and src < 2 else 1
+                    if share_inputs and stride in by_stride:
+                        per_src.append(by_stride[stride])  # the same modules, shared
+                        continue
+                    by_stride[stride] = nn.ModuleDict({op: OPS[op](c, stride) for op in ops})
+                    per_src.append(by_stride[stride])
+                slots.append(nn.ModuleList(per_src))
             self.ops.append(slots)
         self.merges = nn.ModuleList(
             ReLUConvBN(2 * c, c, 1) if "concat" in combines else nn.Identity()
@@ -180,6 +184,11 @@ class Supernet(nn.Module):
         filters, cells_per_stage, num_reductions, stem_multiplier,
         stem_stride, dropout: the layout, as for
             :class:`~nas_lightning.models.nasnet.NASNetwork`.
+        share_inputs: False (ENAS): every (block, slot, input state, op) owns
+            its weights. True: an op of a block's slot has one set of weights
+            for every input state (of the same stride), about ``B`` times
+            fewer, each trained about ``B`` times as often; a cheaper proxy
+            for short searches.
     """
 
     def __init__(
@@ -195,6 +204,7 @@ class Supernet(nn.Module):
         stem_multiplier: int = 3,
         stem_stride: int = 1,
         dropout: float = 0.0,
+        share_inputs: bool = False,
     ) -> None:
         super().__init__()
         unknown = [op for op in ops if op not in OPS]
@@ -233,7 +243,8 @@ class Supernet(nn.Module):
                 if reduction:
                     c *= 2
                 cell = SuperCell(
-                    num_blocks, self.ops_names, self.combines, *pp, *p, c, reduction, prev_reduced
+                    num_blocks, self.ops_names, self.combines, *pp, *p, c, reduction,
+                    prev_reduced, share_inputs,
                 )
                 self.cells.append(cell)
                 pp, p, prev_reduced = p, (c, cell.max_units), reduction

@@ -37,7 +37,8 @@ from nas_lightning.errors import ConfigError
 from nas_lightning.genotypes.base import genotype_to_dict
 from nas_lightning.search.builders import build, build_partial
 from nas_lightning.search.loggers import SearchLogger
-from nas_lightning.search.records import CHILDREN, RunRecorder, read_children
+from nas_lightning.search.records import CHILDREN, RunRecorder, atomic_write
+from nas_lightning.search.runfolder import RunFolder, open_run_folder
 from nas_lightning.spaces.nasnet import NASNetSpace
 from nas_lightning.strategies.base import Strategy
 from nas_lightning.utils import global_rank, quiet_lightning
@@ -103,28 +104,40 @@ def _config_int(value: Any, key: str, minimum: int) -> int:
     return value
 
 
-def _restore_records(run_dir: Path, checkpoint: Path | None) -> list[dict[str, Any]]:
-    """The records the checkpoint has seen; later ones (after it) are dropped from disk."""
+def _restore_records(
+    run_dir: Path, records: list[dict[str, Any]], checkpoint: Path | None
+) -> list[dict[str, Any]]:
+    """The records the checkpoint has seen; later ones (after it) are cut from disk.
+
+    A killed search recorded controller steps after its last checkpoint; the
+    resumed run trains that epoch again and records them anew.
+    """
     steps = 0
     if checkpoint is not None:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         steps = int(state["enas"]["controller_step"])
-    records = read_children(run_dir)
-    if len(records) != steps:
-        if len(records) < steps:
-            raise ConfigError(
-                "resume", f"{run_dir / CHILDREN} has {len(records)} records, the checkpoint {steps}"
-            )
+    if len(records) < steps:
+        raise ConfigError(
+            "resume", f"{run_dir / CHILDREN} has {len(records)} records, the checkpoint {steps}"
+        )
+    if len(records) > steps:
         records = records[:steps]
-        path = run_dir / CHILDREN
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-        os.replace(tmp, path)
+        text = "".join(json.dumps(r) + "\n" for r in records)
+        atomic_write(run_dir / CHILDREN, text.encode())
     return records
 
 
 def run_enas(cfg: DictConfig) -> EnasResult:
-    """Run (or resume) the ENAS search described by ``cfg``."""
+    """Run (or resume) the ENAS search described by ``cfg``.
+
+    The run folder is held as for any search (lock, signals: runfolder.py);
+    SIGTERM or Ctrl-C leaves it resumable from the last epoch's checkpoint.
+    """
+    with open_run_folder(cfg) as folder:
+        return _run_enas(cfg, folder)
+
+
+def _run_enas(cfg: DictConfig, folder: RunFolder) -> EnasResult:
     quiet_lightning()
     # the datamodule has a validation loader; ENAS uses it outside Lightning's loop
     warnings.filterwarnings("ignore", message=".*no `validation_step`.*")
@@ -164,13 +177,12 @@ def run_enas(cfg: DictConfig) -> EnasResult:
     trainer_factory = build(cfg.trainer, "trainer")
     logger: SearchLogger = build(cfg.logger, "logger") if cfg.get("logger") else SearchLogger()
 
-    recorder = RunRecorder(run_dir, enabled=rank == 0)
     checkpoint = run_dir / CHECKPOINT
     resume_from = checkpoint if cfg.resume and checkpoint.is_file() else None
-    records = _restore_records(run_dir, resume_from) if cfg.resume and rank == 0 else []
-    for r in records:
-        if recorder.best is None or r["reward"] > recorder.best["reward"]:
-            recorder.best = r
+    records = folder.records
+    if cfg.resume and rank == 0:
+        records = _restore_records(run_dir, records, resume_from)
+    recorder = RunRecorder(run_dir, enabled=rank == 0, run_id=folder.run_id, recorded=records)
     hooks = RunHooks(recorder, logger, records, rank)
     try:
         module = EnasModule(
@@ -189,7 +201,7 @@ def run_enas(cfg: DictConfig) -> EnasResult:
     except ConfigError as err:
         raise err.prefixed("enas") from None
     if rank == 0:
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        folder.write_config(cfg)
         logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
     if resume_from is not None:
         log.info("resuming %s from %s (%d controller steps)", run_dir, resume_from, len(records))
@@ -218,6 +230,7 @@ def run_enas(cfg: DictConfig) -> EnasResult:
         default_root_dir=str(run_dir),
     )
     candidates: list[dict[str, Any]] = []
+    completed = False
     try:
         trainer.fit(
             module,
@@ -237,8 +250,10 @@ def run_enas(cfg: DictConfig) -> EnasResult:
             len(datamodule.data["val"]),
         )
         log.info("best genotype: %s", json.dumps(best["genotype"]))
+        completed = True
     finally:
         summary = {
+            "status": folder.status(completed),
             "controller_steps": len(records),
             "supernet_steps": int(trainer.global_step),
             "epochs": int(trainer.current_epoch),

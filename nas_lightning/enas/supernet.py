@@ -243,8 +243,15 @@ class Supernet(nn.Module):
                 if reduction:
                     c *= 2
                 cell = SuperCell(
-                    num_blocks, self.ops_names, self.combines, *pp, *p, c, reduction,
-                    prev_reduced, share_inputs,
+                    num_blocks,
+                    self.ops_names,
+                    self.combines,
+                    *pp,
+                    *p,
+                    c,
+                    reduction,
+                    prev_reduced,
+                    share_inputs,
                 )
                 self.cells.append(cell)
                 pp, p, prev_reduced = p, (c, cell.max_units), reduction

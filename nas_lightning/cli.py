@@ -51,6 +51,8 @@ def search_task(cfg: DictConfig) -> float | None:
     from nas_lightning.search.progress import print_banner
 
     print_banner(cfg)  # before torch is imported: what will run, in the first second
+    from hydra.utils import instantiate
+
     from nas_lightning.search.loop import run_search
     from nas_lightning.search.resume import resume_config
 
@@ -58,7 +60,9 @@ def search_task(cfg: DictConfig) -> float | None:
     try:
         if cfg.resume:
             cfg = resume_config(cfg)
-        result = run_search(cfg)
+        # A search with its own runner (experiment=enas) replaces the standalone loop.
+        run = instantiate(cfg.search.runner) if cfg.search.get("runner") else run_search
+        result = run(cfg)
     except (ConfigError, GenotypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_CONFIG)

@@ -17,18 +17,15 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from nas_lightning.errors import ConfigError, GenotypeError
+from nas_lightning.entry import check_overrides, one_line_errors
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@one_line_errors
 def main(cfg: DictConfig) -> float | None:
     from nas_lightning.training import run_train
 
-    try:
-        summary = run_train(cfg)
-    except (ConfigError, GenotypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    summary = run_train(cfg)
     return summary["test_acc"]
 
 
@@ -38,4 +35,5 @@ if __name__ == "__main__":
     extra = model_group_for(sys.argv[1:])
     if extra:
         sys.argv.append(extra)
+    check_overrides("train", sys.argv[1:])
     main()

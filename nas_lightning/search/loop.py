@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from nas_lightning.checks import check_search_config
 from nas_lightning.errors import ConfigError
 from nas_lightning.genotypes.base import genotype_to_dict
 from nas_lightning.search.builders import build, build_partial
@@ -96,6 +97,7 @@ def _replay(strategy: Strategy, space: SearchSpace, records: list[dict], failed_
 def run_search(cfg: DictConfig) -> SearchResult:
     """Run (or resume) a search described by ``cfg``; returns its result."""
     quiet_lightning()
+    check_search_config(cfg)  # every value, before anything is built or trained
     if cfg.search.get("num_threads"):
         torch.set_num_threads(int(cfg.search.num_threads))
     rank = global_rank()

@@ -326,3 +326,113 @@ def test_search_py_reports_a_corrupt_strategy_file_in_one_line(tiny_search_cfg, 
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: resume: ")
     assert str(run / "strategy.pt") in lines[0]
+
+
+# -- W&B never stops a run -------------------------------------------------------
+
+
+class _FakeRun:
+    """A W&B run whose ``log`` raises from call ``fail_at`` on (the service died)."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.id, self.fail_at, self.logged, self.summary = "fake", fail_at, [], {}
+
+    def define_metric(self, *args, **kwargs) -> None:
+        pass
+
+    def log(self, row) -> None:
+        if self.fail_at is not None and len(self.logged) + 1 >= self.fail_at:
+            raise ConnectionResetError("wandb service process died")
+        self.logged.append(row)
+
+    def finish(self, *args, **kwargs) -> None:
+        pass
+
+
+def _no_credentials(monkeypatch, tmp_path) -> None:
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no_netrc"))
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "config"))
+
+
+def test_wandb_online_without_a_key_logs_offline(tmp_path, monkeypatch, caplog):
+    from nas_lightning.search.loggers import WandbSearchLogger
+
+    _no_credentials(monkeypatch, tmp_path)
+    logger = WandbSearchLogger(mode="online")
+    logger.start(tmp_path, {"seed": 0})  # a real (offline) W&B run
+    logger.log_child({"index": 0, "reward": 0.5, "status": "ok"}, {})
+    logger.finish(tmp_path, [], None)
+    assert [r.message for r in caplog.records if "no API key" in r.message]
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def test_wandb_unreachable_server_falls_back_quickly(tmp_path, monkeypatch, caplog):
+    import time
+
+    from nas_lightning.search.loggers import WandbSearchLogger
+
+    _no_credentials(monkeypatch, tmp_path)
+    monkeypatch.setenv("WANDB_API_KEY", "a" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    logger = WandbSearchLogger(mode="online", init_timeout=2)
+    start = time.perf_counter()
+    logger.start(tmp_path, {})
+    assert time.perf_counter() - start < 30
+    assert logger.run is not None or logger.fallback is not None
+    logger.log_child({"index": 0, "reward": 0.5, "status": "ok"}, {})
+    logger.finish(tmp_path, [], None)
+    assert [r.message for r in caplog.records if "did not start" in r.message]
+
+
+def test_wandb_that_cannot_start_at_all_falls_back_to_csv(tmp_path, monkeypatch, caplog):
+    import wandb
+
+    from nas_lightning.search.loggers import WandbSearchLogger
+
+    modes = []
+
+    def broken_init(**kwargs):
+        modes.append(kwargs["mode"])
+        raise wandb.errors.CommError("network unreachable")
+
+    monkeypatch.setenv("WANDB_API_KEY", "a" * 40)
+    monkeypatch.setattr(wandb, "init", broken_init)
+    logger = WandbSearchLogger(mode="online")
+    logger.start(tmp_path, {})
+    assert modes == ["online", "offline"]
+    logger.log_child({"index": 0, "reward": 0.5, "status": "ok"}, {})
+    logger.finish(tmp_path, [], None)
+    assert (tmp_path / "metrics.csv").read_text().count("\n") == 2
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 2
+
+
+def test_a_search_survives_wandb_dying_mid_run(tiny_search_cfg, tmp_path, monkeypatch, caplog):
+    import wandb
+
+    from nas_lightning.search.loop import run_search
+
+    run = _FakeRun(fail_at=2)
+    monkeypatch.setattr(wandb, "init", lambda **kwargs: run)
+    result = run_search(tiny_search_cfg("logger=wandb", "search.num_children=3"))
+    assert [r["status"] for r in result.records] == ["ok"] * 3
+    assert len(run.logged) == 1  # off after the failure
+    warnings = [r.message for r in caplog.records if "W&B logging is off" in r.message]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+
+
+def test_train_logger_falls_back_when_wandb_cannot_start(tmp_path, monkeypatch):
+    import wandb
+    from pytorch_lightning.loggers import CSVLogger
+
+    from nas_lightning.training.loggers import wandb_logger
+
+    def broken_init(**kwargs):
+        raise wandb.errors.CommError("network unreachable")
+
+    monkeypatch.setenv("WANDB_API_KEY", "a" * 40)
+    monkeypatch.setattr(wandb, "init", broken_init)
+    assert isinstance(wandb_logger(tmp_path, mode="online"), CSVLogger)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 
 from nas_lightning.errors import ConfigError
-from nas_lightning.search.loggers import wandb_mode
+from nas_lightning.search.loggers import has_api_key, wandb_mode
+from nas_lightning.utils import global_rank
+
+log = logging.getLogger("nas_lightning.train")
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
 def wandb_logger(
@@ -19,8 +28,15 @@ def wandb_logger(
     mode: str | None = None,
     name: str | None = None,
     tags: list[str] | None = None,
-) -> WandbLogger:
+    init_timeout: float = 15.0,
+) -> Logger:
     """Lightning's ``WandbLogger`` with the search's offline-unless-logged-in rule.
+
+    W&B never stops a training: the run starts here (rank 0), and if an
+    online run cannot start within ``init_timeout`` seconds (no key, no
+    network, a wrong ``WANDB_BASE_URL``) it is started offline; if that
+    fails too, Lightning's CSV logger takes its place. Each step is one
+    warning line.
 
     Args:
         save_dir: the run folder; W&B writes its files under ``save_dir/wandb``.
@@ -30,23 +46,53 @@ def wandb_logger(
             else online only if logged in.
         name: run name (default: the run folder's name).
         tags: run tags.
+        init_timeout: seconds ``wandb.init`` may take (W&B's default: 90, retried).
     """
     if mode not in (None, "online", "offline", "disabled"):
         raise ConfigError("mode", f"must be online, offline, disabled or null, got {mode!r}")
+    if not (isinstance(init_timeout, (int, float)) and init_timeout > 0):
+        raise ConfigError("init_timeout", f"must be a number > 0, got {init_timeout!r}")
     os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
 
     if wandb.run is not None:  # an earlier training or search in this process
         wandb.finish()
-    return WandbLogger(
-        project=project or os.environ.get("WANDB_PROJECT", "nas-lightning"),
-        entity=entity or os.environ.get("WANDB_ENTITY"),
-        save_dir=str(save_dir),
-        name=name or Path(save_dir).name,
-        tags=list(tags or []),
-        mode=wandb_mode(mode),
-        job_type="train",
-    )
+    chosen = wandb_mode(mode)
+    if chosen == "online" and not has_api_key():
+        log.warning("W&B: online but no API key (wandb login or WANDB_API_KEY): logging "
+                    "offline; upload later with wandb sync")
+        chosen = "offline"
+
+    def make(run_mode: str) -> WandbLogger:
+        return WandbLogger(
+            project=project or os.environ.get("WANDB_PROJECT", "nas-lightning"),
+            entity=entity or os.environ.get("WANDB_ENTITY"),
+            save_dir=str(save_dir),
+            name=name or Path(save_dir).name,
+            tags=list(tags or []),
+            mode=run_mode,
+            job_type="train",
+            settings=wandb.Settings(init_timeout=float(init_timeout)),
+        )
+
+    logger = make(chosen)
+    if global_rank() != 0:
+        return logger
+    try:
+        logger.experiment  # noqa: B018 - start the run now, where a failure can be handled
+        return logger
+    except Exception as err:  # noqa: BLE001 - any W&B failure: train without it
+        if chosen == "online":
+            log.warning("W&B: online run did not start (%s): logging offline; upload later "
+                        "with wandb sync", _short(err))
+            try:
+                logger = make("offline")
+                logger.experiment  # noqa: B018
+                return logger
+            except Exception as err2:  # noqa: BLE001
+                err = err2
+        log.warning("W&B: could not start (%s): logging to csv/metrics.csv instead", _short(err))
+        return CSVLogger(str(save_dir), name="csv", version="")
 
 
 def log_final(logger: Logger | None, summary: dict[str, Any], files: list[Path]) -> None:

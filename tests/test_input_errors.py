@@ -436,3 +436,59 @@ def test_train_logger_falls_back_when_wandb_cannot_start(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "a" * 40)
     monkeypatch.setattr(wandb, "init", broken_init)
     assert isinstance(wandb_logger(tmp_path, mode="online"), CSVLogger)
+
+
+# -- DDP for every NASNet child ----------------------------------------------------
+
+# No block reads input 1 (h_i): every cell's preprocessing of it gets no gradient.
+ONE_INPUT = {
+    "kind": "nasnet",
+    "normal": {"blocks": [
+        {"inputs": [0, 0], "ops": ["conv_3x3", "identity"], "combine": "add"},
+        {"inputs": [2, 0], "ops": ["sep_conv_3x3", "avg_pool_3x3"], "combine": "add"}]},
+    "reduction": {"blocks": [
+        {"inputs": [0, 0], "ops": ["conv_3x3", "max_pool_3x3"], "combine": "add"},
+        {"inputs": [2, 0], "ops": ["identity", "conv_1x1"], "combine": "add"}]},
+}
+
+
+def test_a_one_input_genotype_leaves_parameters_unused_and_ddp_finds_them(tmp_path):
+    import torch
+
+    from nas_lightning.models import NASNetwork
+    from nas_lightning.search.builders import build
+
+    net = NASNetwork(genotype_from_dict(ONE_INPUT), 1, 10, filters=4, cells_per_stage=1)
+    net(torch.randn(2, 1, 28, 28)).sum().backward()
+    assert any(p.grad is None for p in net.parameters())
+    cfg = compose_config(
+        "search", [f"run_dir={tmp_path}", "trainer=ddp", "trainer.accelerator=cpu"]
+    )
+    trainer = build(cfg.trainer, "trainer")(logger=False, enable_checkpointing=False)
+    assert trainer.strategy._ddp_kwargs.get("find_unused_parameters") is True
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_trains_a_child_with_unused_parameters(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    genotype = tmp_path / "one_input.json"
+    genotype.write_text(json.dumps(ONE_INPUT))
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), f"genotype={genotype}", "dataset=embedded",
+         "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "recipe.epochs=1",
+         "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+         "trainer.limit_test_batches=1", "export.onnx=false", "train_logger=csv",
+         "model.filters=4", "model.cells_per_stage=1", "trainer.enable_progress_bar=false",
+         f"hydra.run.dir={run}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["global_step"] == 3 and summary["test_acc"] is not None

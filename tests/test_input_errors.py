@@ -492,3 +492,19 @@ def test_ddp_on_cpu_trains_a_child_with_unused_parameters(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["global_step"] == 3 and summary["test_acc"] is not None
+
+
+def test_train_logger_survives_wandb_dying_mid_training(tmp_path, monkeypatch, caplog):
+    from pytorch_lightning.loggers import WandbLogger
+
+    from nas_lightning.training.loggers import SafeWandbLogger
+
+    def dead(self, *args, **kwargs):
+        raise ConnectionResetError("wandb service process died")
+
+    monkeypatch.setattr(WandbLogger, "log_metrics", dead)
+    logger = SafeWandbLogger(save_dir=str(tmp_path), mode="disabled")
+    logger.log_metrics({"train/loss": 1.0}, step=0)
+    logger.log_metrics({"train/loss": 0.5}, step=1)
+    warnings = [r.message for r in caplog.records if "W&B logging is off" in r.message]
+    assert len(warnings) == 1

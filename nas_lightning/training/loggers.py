@@ -21,6 +21,38 @@ def _short(err: BaseException) -> str:
     return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
+class SafeWandbLogger(WandbLogger):
+    """``WandbLogger`` whose logging errors (the W&B service died) warn once and turn it off.
+
+    Training goes on: the run folder's checkpoints and CSV-free model card do
+    not depend on W&B.
+    """
+
+    broken = False
+
+    def _guard(self, name: str, *args: Any, **kwargs: Any) -> None:
+        if self.broken:
+            return
+        try:
+            getattr(super(), name)(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - never stop a training for W&B
+            self.broken = True
+            log.warning("W&B: %s; W&B logging is off for the rest of this training",
+                        _short(err))
+
+    def log_metrics(self, metrics: Any, step: int | None = None) -> None:
+        self._guard("log_metrics", metrics, step)
+
+    def log_hyperparams(self, params: Any) -> None:
+        self._guard("log_hyperparams", params)
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        self._guard("after_save_checkpoint", checkpoint_callback)
+
+    def finalize(self, status: str) -> None:
+        self._guard("finalize", status)
+
+
 def wandb_logger(
     save_dir: str | Path,
     project: str | None = None,
@@ -64,7 +96,7 @@ def wandb_logger(
         chosen = "offline"
 
     def make(run_mode: str) -> WandbLogger:
-        return WandbLogger(
+        return SafeWandbLogger(
             project=project or os.environ.get("WANDB_PROJECT", "nas-lightning"),
             entity=entity or os.environ.get("WANDB_ENTITY"),
             save_dir=str(save_dir),
@@ -114,14 +146,20 @@ def log_final(logger: Logger | None, summary: dict[str, Any], files: list[Path])
     if isinstance(logger, WandbLogger):
         import wandb
 
-        run = logger.experiment
-        run.summary.update(flat)
-        artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=_plain(summary))
-        for path in files:
-            if path.is_file():
-                artifact.add_file(str(path))
-        run.log_artifact(artifact)
-        wandb.finish()
+        if getattr(logger, "broken", False):
+            return
+        try:
+            run = logger.experiment
+            run.summary.update(flat)
+            artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=_plain(summary))
+            for path in files:
+                if path.is_file():
+                    artifact.add_file(str(path))
+            run.log_artifact(artifact)
+            wandb.finish()
+        except Exception as err:  # noqa: BLE001 - the run folder has all of it
+            log.warning("W&B: final upload failed (%s); the run folder has every file",
+                        _short(err))
     else:
         logger.log_metrics(flat)
         logger.save()

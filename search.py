@@ -7,20 +7,17 @@ failed, 128 + signal when interrupted (130 Ctrl-C, 143 SIGTERM): resumable.
 
 from __future__ import annotations
 
-import pickle
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from nas_lightning.entry import check_overrides, one_line_errors
-from nas_lightning.errors import ConfigError
+from nas_lightning.entry import EXIT_USAGE, check_overrides, one_line_errors
 from nas_lightning.search.resume import resume_config
 from nas_lightning.search.runfolder import PROCESS_TOKEN
 from nas_lightning.search.signals import SearchInterrupted
 
-EXIT_BAD_CONFIG = 2
+EXIT_BAD_CONFIG = EXIT_USAGE  # ConfigError, GenotypeError, OSError ...: one line
 EXIT_ALL_FAILED = 3
 
 # `resume=<run>` continues in that run's folder instead of a new dated one.
@@ -39,14 +36,6 @@ def main(cfg: DictConfig) -> float | None:
         cfg = resume_config(cfg)
     try:
         result = run_search(cfg)
-    except (EOFError, pickle.UnpicklingError) as err:  # the only pickle read: strategy.pt
-        if not cfg.resume:
-            raise
-        state = Path(cfg.resume) / "strategy.pt"
-        raise ConfigError(
-            "resume", f"{state} is empty or corrupt ({type(err).__name__}); delete it, and the "
-            "strategy is rebuilt by replaying children.jsonl"
-        ) from None
     except SearchInterrupted as stop:
         print(f"interrupted ({stop}): resume with python search.py resume={run_dir}",
               file=sys.stderr)

@@ -139,24 +139,31 @@ def _check_devices(devices: Any, key: str) -> None:
     )
 
 
+def _available_accelerators() -> list[str]:
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += ["gpu", "cuda"]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found += ["mps"] if "gpu" in found else ["gpu", "mps"]
+    return found
+
+
 def _check_accelerator(accelerator: Any, key: str) -> None:
     if accelerator is None:
         return
-    name = str(accelerator).lower() if isinstance(accelerator, str) else None
+    name = accelerator.lower() if isinstance(accelerator, str) else None
     if name not in ACCELERATORS:
         raise ConfigError(key, f"must be one of {list(ACCELERATORS)}, got {accelerator!r}")
-    if name in ("gpu", "cuda") and not torch.cuda.is_available():
-        mps = getattr(torch.backends, "mps", None)
-        if name == "gpu" and mps is not None and mps.is_available():
-            return
+    if name in ("auto", "tpu"):
+        return  # auto picks what exists; Lightning checks a TPU itself
+    available = _available_accelerators()
+    if name not in available:
+        need = "a CUDA GPU" if name in ("gpu", "cuda") else "Apple's MPS"
         raise ConfigError(
-            key, f"{name} needs a CUDA GPU and this machine has none; use trainer=cpu "
-            "(or trainer.accelerator=cpu)"
+            key, f"{name} needs {need} and this machine has none (available here: "
+            f"{available}); use trainer=cpu or trainer.accelerator=cpu"
         )
-    if name == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ConfigError(key, "mps is not available on this machine; use trainer=cpu")
 
 
 def check_trainer(node: Any, key: str = "trainer") -> None:

@@ -6,10 +6,13 @@ installed command `nas-search` runs the same function.
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from nas_lightning.cli import search_task
+from nas_lightning.entry import check_overrides
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")
@@ -18,4 +21,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    check_overrides("search", sys.argv[1:])
     main()

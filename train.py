@@ -19,6 +19,7 @@ import hydra
 from omegaconf import DictConfig
 
 from nas_lightning.cli import train_task
+from nas_lightning.entry import check_overrides
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -32,4 +33,5 @@ if __name__ == "__main__":
     extra = model_group_for(sys.argv[1:])
     if extra:
         sys.argv.append(extra)
+    check_overrides("train", sys.argv[1:])
     main()

@@ -14,14 +14,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from nas_lightning.errors import ConfigError, GenotypeError
+from nas_lightning.entry import EXIT_USAGE, check_overrides, one_line_errors
 from nas_lightning.search.signals import PROCESS_TOKEN, SearchInterrupted
 
 PACKAGE = Path(__file__).resolve().parent
 
 
 # Exit status of a search (README, "What a run folder guarantees").
-EXIT_BAD_CONFIG = 2
+EXIT_BAD_CONFIG = EXIT_USAGE  # a bad value, file or run folder: one line
 EXIT_ALL_FAILED = 3
 
 # `resume=<run>` continues in that run's folder instead of a new dated one.
@@ -41,6 +41,7 @@ def config_dir() -> str:
     )
 
 
+@one_line_errors
 def search_task(cfg: DictConfig) -> float | None:
     """Run (or resume) the configured search.
 
@@ -63,9 +64,6 @@ def search_task(cfg: DictConfig) -> float | None:
         # A search with its own runner (experiment=enas) replaces the standalone loop.
         run = instantiate(cfg.search.runner) if cfg.search.get("runner") else run_search
         result = run(cfg)
-    except (ConfigError, GenotypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(EXIT_BAD_CONFIG)
     except SearchInterrupted as stop:
         print(f"interrupted ({stop}): resume with python search.py resume={run_dir}",
               file=sys.stderr)
@@ -78,15 +76,12 @@ def search_task(cfg: DictConfig) -> float | None:
     return result.best["reward"] if result.best else None
 
 
+@one_line_errors
 def train_task(cfg: DictConfig) -> float | None:
     """Train (or evaluate) the configured architecture; bad input exits 2 with one line."""
     from nas_lightning.training import run_train
 
-    try:
-        summary = run_train(cfg)
-    except (ConfigError, GenotypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    summary = run_train(cfg)
     return summary["test_acc"]
 
 
@@ -94,6 +89,7 @@ def search() -> None:
     """``nas-search [overrides]``: the same as ``python search.py [overrides]``."""
     import hydra
 
+    check_overrides("search", sys.argv[1:], Path(config_dir()))
     hydra.main(version_base="1.3", config_path=config_dir(), config_name="search")(
         search_task
     )()
@@ -108,4 +104,5 @@ def train() -> None:
     extra = model_group_for(sys.argv[1:], Path(config_dir()))
     if extra:
         sys.argv.append(extra)
+    check_overrides("train", sys.argv[1:], Path(config_dir()))
     hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")(train_task)()

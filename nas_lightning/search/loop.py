@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from nas_lightning.checks import check_search_config
 from nas_lightning.errors import ConfigError
 from nas_lightning.genotypes.base import genotype_to_dict
 from nas_lightning.search.builders import build, build_partial
@@ -104,6 +105,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
 
 def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
     quiet_lightning()
+    check_search_config(cfg)  # every value, before anything is built or trained
     threads = apply_num_threads(cfg)
     rank = global_rank()
     if rank == 0:

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from torch import nn
 
+from nas_lightning.checks import check_train_config
 from nas_lightning.errors import ConfigError
 from nas_lightning.export import export_onnx
 from nas_lightning.genotypes.base import (
@@ -168,6 +169,7 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
     # eval_only tests a checkpoint without the checkpoint callback that wrote it.
     warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
     start = time.perf_counter()
+    check_train_config(cfg)  # every value, before anything is built or trained
     rank = global_rank()
     run_dir = Path(cfg.run_dir)
     seed = int(cfg.seed)

@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nas_lightning.errors import ConfigError
@@ -146,6 +145,8 @@ class RunFolder:
         path = self.run_dir / STRATEGY
         if not path.is_file():
             return None
+        import torch
+
         hint = "delete it to rebuild the strategy from children.jsonl"
         try:
             state = torch.load(path, weights_only=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nas_lightning.errors import ConfigError
+from nas_lightning.search.sweep import sweep_names
 
 
 def _flat(record: dict[str, Any], stats: dict[str, float]) -> dict[str, Any]:
@@ -103,8 +104,10 @@ class WandbSearchLogger(SearchLogger):
         project: W&B project (default ``WANDB_PROJECT`` or ``nas-lightning``).
         entity: W&B entity (default ``WANDB_ENTITY``).
         mode: ``online``, ``offline`` or ``disabled``; None picks as above.
-        name: run name (default: the run folder's name).
+        name: run name (default: the job's overrides in a Hydra sweep, e.g.
+            ``controller.hidden=50``; else the run folder's name).
         tags: run tags.
+        group: run group (default: the sweep's folder name in a Hydra sweep).
     """
 
     def __init__(
@@ -114,6 +117,7 @@ class WandbSearchLogger(SearchLogger):
         mode: str | None = None,
         name: str | None = None,
         tags: list[str] | None = None,
+        group: str | None = None,
     ) -> None:
         if mode not in (None, "online", "offline", "disabled"):
             raise ConfigError("mode", f"must be online, offline, disabled or null, got {mode!r}")
@@ -122,6 +126,7 @@ class WandbSearchLogger(SearchLogger):
         self.mode = mode
         self.name = name
         self.tags = list(tags or [])
+        self.group = group
         self.run = None
 
     def start(self, run_dir: Path, config: dict[str, Any]) -> None:
@@ -133,12 +138,14 @@ class WandbSearchLogger(SearchLogger):
         run_dir = Path(run_dir)
         id_file = run_dir / "wandb_id.txt"
         run_id = id_file.read_text().strip() if id_file.exists() else None
+        sweep_group, sweep_name = sweep_names()  # (None, None) outside a Hydra sweep
         self.run = wandb.init(
             project=self.project,
             entity=self.entity,
             mode=wandb_mode(self.mode),
             dir=str(run_dir),
-            name=self.name or run_dir.name,
+            name=self.name or sweep_name or run_dir.name,
+            group=self.group or sweep_group,
             tags=self.tags,
             config=config,
             id=run_id,

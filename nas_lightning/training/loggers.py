@@ -10,6 +10,7 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 
 from nas_lightning.errors import ConfigError
 from nas_lightning.search.loggers import wandb_mode
+from nas_lightning.search.sweep import sweep_names
 
 
 def wandb_logger(
@@ -19,6 +20,7 @@ def wandb_logger(
     mode: str | None = None,
     name: str | None = None,
     tags: list[str] | None = None,
+    group: str | None = None,
 ) -> WandbLogger:
     """Lightning's ``WandbLogger`` with the search's offline-unless-logged-in rule.
 
@@ -28,8 +30,10 @@ def wandb_logger(
         entity: W&B entity (default ``WANDB_ENTITY``).
         mode: ``online``, ``offline`` or ``disabled``; None: ``WANDB_MODE``,
             else online only if logged in.
-        name: run name (default: the run folder's name).
+        name: run name (default: the job's overrides in a Hydra sweep, else the
+            run folder's name).
         tags: run tags.
+        group: run group (default: the sweep's folder name in a Hydra sweep).
     """
     if mode not in (None, "online", "offline", "disabled"):
         raise ConfigError("mode", f"must be online, offline, disabled or null, got {mode!r}")
@@ -38,11 +42,13 @@ def wandb_logger(
 
     if wandb.run is not None:  # an earlier training or search in this process
         wandb.finish()
+    sweep_group, sweep_name = sweep_names()  # (None, None) outside a Hydra sweep
     return WandbLogger(
         project=project or os.environ.get("WANDB_PROJECT", "nas-lightning"),
         entity=entity or os.environ.get("WANDB_ENTITY"),
         save_dir=str(save_dir),
-        name=name or Path(save_dir).name,
+        name=name or sweep_name or Path(save_dir).name,
+        group=group or sweep_group,
         tags=list(tags or []),
         mode=wandb_mode(mode),
         job_type="train",

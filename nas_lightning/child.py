@@ -112,8 +112,8 @@ class ChildModule(pl.LightningModule):
             raise ChildDivergedError(f"training loss is {loss.item()} at step {self.global_step}")
         self.train_acc.update(self._logits(out).detach(), y)
         # Epoch means, summed here and logged once in on_train_epoch_end: two
-        # self.log calls per step cost ~6 ms a step (BENCHMARKS.md), a NASNet
-        # proxy child's step on a GPU is ~10 ms.
+        # self.log calls per step cost a large share of a proxy child's short
+        # step (BENCHMARKS.md).
         self._loss_sum = self._loss_sum + loss.detach() * len(y)
         self._loss_count += len(y)
         return loss
@@ -145,8 +145,9 @@ class ChildModule(pl.LightningModule):
 
         After a proxy training of a few dozen steps, the running averages lag
         far behind the weights, and validation in eval mode scores near chance
-        for some networks (measured: a width-0.25 MnasNet-A1 child at 10% with
-        running statistics, 56% with batch statistics). Recomputing them as an
+        for some networks (a width-0.25 MnasNet-A1 proxy child scored at chance
+        with running statistics, far above it with batch statistics; see
+        docs/mnasnet.md). Recomputing them as an
         exact average over a few batches removes that noise from the reward.
         """
         norms = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

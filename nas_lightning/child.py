@@ -17,6 +17,7 @@ import torch
 from pytorch_lightning.utilities import move_data_to_device
 from torch import nn
 from torch.nn import functional as F
+from torch.optim.swa_utils import update_bn
 from torchmetrics.classification import MulticlassAccuracy
 
 from nas_lightning.errors import ConfigError
@@ -154,23 +155,22 @@ class ChildModule(pl.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if not norms or datamodule is None:
             return
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the batches below
-        was_training = self.net.training
-        self.net.train()
-        for i, batch in enumerate(datamodule.train_dataloader()):
-            if i >= num_batches:
-                break
-            # The datamodule's own transform (normalisation), once: the strategy's
-            # batch_to_device would run it too. No augmentation: the trainer is
-            # validating, not training.
-            x, _ = datamodule.on_after_batch_transfer(move_data_to_device(batch, self.device), 0)
-            self(x)
-        self.net.train(was_training)
-        for m, momentum in zip(norms, momenta, strict=True):
-            m.momentum = momentum
+
+        def inputs():
+            for i, batch in enumerate(datamodule.train_dataloader()):
+                if i >= num_batches:
+                    break
+                # The datamodule's own transform (normalisation), once: the strategy's
+                # batch_to_device would run it too. No augmentation: the trainer is
+                # validating, not training.
+                x, _ = datamodule.on_after_batch_transfer(
+                    move_data_to_device(batch, self.device), 0
+                )
+                yield x
+
+        # torch's own recalibration: reset, cumulative average (momentum None)
+        # in train mode over the batches, then momenta and mode restored.
+        update_bn(inputs(), self)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
@@ -199,6 +199,10 @@ class ChildModule(pl.LightningModule):
         warmup = min(self.warmup_steps, total - 1)
         cosine = self.scheduler_name == "cosine"
 
+        # A closed form in LambdaLR rather than SequentialLR(LinearLR,
+        # CosineAnnealingLR): torch's cosine is computed recursively and its
+        # rates differ from the closed form in the last bits, so seeded reruns
+        # of earlier runs would no longer be bit-identical.
         def factor(step: int) -> float:
             if step < warmup:
                 return (step + 1) / (warmup + 1)

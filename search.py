@@ -2,8 +2,6 @@
 
 See README.md; every option lives in conf/ (root: conf/search.yaml). The
 installed command `nas-search` runs the same function.
-Exit status: 0 finished, 2 bad config or unusable run folder, 3 every child
-failed, 128 + signal when interrupted (130 Ctrl-C, 143 SIGTERM): resumable.
 """
 
 from __future__ import annotations

@@ -15,11 +15,12 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from nas_lightning.errors import ConfigError, GenotypeError
-from nas_lightning.search.signals import SearchInterrupted
-from nas_lightning.utils import PROCESS_TOKEN
+from nas_lightning.search.signals import PROCESS_TOKEN, SearchInterrupted
 
 PACKAGE = Path(__file__).resolve().parent
 
+
+# Exit status of a search (README, "What a run folder guarantees").
 EXIT_BAD_CONFIG = 2
 EXIT_ALL_FAILED = 3
 
@@ -45,11 +46,13 @@ def search_task(cfg: DictConfig) -> float | None:
 
     Exit status: 0 finished, 2 bad config or unusable run folder, 3 every
     child failed, 128 + signal when interrupted (130 Ctrl-C, 143 SIGTERM):
-    resumable.
+    the folder is then resumable.
     """
     from nas_lightning.search.progress import print_banner
 
     print_banner(cfg)  # before torch is imported: what will run, in the first second
+    from hydra.utils import instantiate
+
     from nas_lightning.search.loop import run_search
     from nas_lightning.search.resume import resume_config
 
@@ -57,7 +60,9 @@ def search_task(cfg: DictConfig) -> float | None:
     try:
         if cfg.resume:
             cfg = resume_config(cfg)
-        result = run_search(cfg)
+        # A search with its own runner (experiment=enas) replaces the standalone loop.
+        run = instantiate(cfg.search.runner) if cfg.search.get("runner") else run_search
+        result = run(cfg)
     except (ConfigError, GenotypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_CONFIG)

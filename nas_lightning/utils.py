@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import warnings
-
-# A per-process token: run folders created by searches started in the same
-# second get different names (the ``run_token`` resolver of conf/search.yaml).
-PROCESS_TOKEN = secrets.token_hex(3)
 
 
 def global_rank() -> int:

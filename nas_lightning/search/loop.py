@@ -151,9 +151,10 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
         folder.write_config(cfg)
         logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
     digest: list[dict[str, Any]] = []
+    completed = False
     progress = SearchProgress(cfg, num_children, done=len(records), enabled=rank == 0,
                               threads=threads).start()
-    completed = False
+
     try:
         for index in range(len(records), num_children):
             if getattr(strategy, "finished", False):

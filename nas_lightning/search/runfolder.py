@@ -33,7 +33,6 @@ from nas_lightning.search.records import (
 )
 from nas_lightning.search.resume import identity, read_manifest, write_manifest
 from nas_lightning.search.signals import interruptible, received
-from nas_lightning.utils import PROCESS_TOKEN as _PROCESS_TOKEN
 from nas_lightning.utils import global_rank
 
 try:
@@ -44,12 +43,9 @@ except ImportError:  # pragma: no cover - not on Windows
 log = logging.getLogger(__name__)
 
 LOCK = ".lock"
-# Appended to every new run folder's name (`<date>_<time>_<token>`): two
-# searches started in the same second get different folders. One per process,
-# so every part of Hydra's config that names the folder agrees. Defined in
-# nas_lightning.utils, which the command line imports without torch.
-PROCESS_TOKEN = _PROCESS_TOKEN
-
+# PROCESS_TOKEN (signals.py) is appended to every new run folder's name
+# (`<date>_<time>_<token>`): one per process, so every part of Hydra's config
+# that names the folder agrees.
 
 class RunFolderError(ConfigError):
     """The run folder cannot be used as asked (busy, not empty, inconsistent)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nas_lightning.errors import ConfigError
+from nas_lightning.search.sweep import sweep_names
 
 log = logging.getLogger("nas_lightning.search")
 
@@ -142,10 +143,12 @@ class WandbSearchLogger(SearchLogger):
         project: W&B project (default ``WANDB_PROJECT`` or ``nas-lightning``).
         entity: W&B entity (default ``WANDB_ENTITY``).
         mode: ``online``, ``offline`` or ``disabled``; None picks as above.
-        name: run name (default: the run folder's name).
+        name: run name (default: the job's overrides in a Hydra sweep, e.g.
+            ``controller.hidden=50``; else the run folder's name).
         tags: run tags.
         init_timeout: seconds ``wandb.init`` may take before the search
             goes on without it (W&B's own default is 90 s, retried).
+        group: run group (default: the sweep's folder name in a Hydra sweep).
     """
 
     def __init__(
@@ -156,6 +159,7 @@ class WandbSearchLogger(SearchLogger):
         name: str | None = None,
         tags: list[str] | None = None,
         init_timeout: float = 15.0,
+        group: str | None = None,
     ) -> None:
         if mode not in (None, "online", "offline", "disabled"):
             raise ConfigError("mode", f"must be online, offline, disabled or null, got {mode!r}")
@@ -167,6 +171,7 @@ class WandbSearchLogger(SearchLogger):
         self.name = name
         self.tags = list(tags or [])
         self.init_timeout = float(init_timeout)
+        self.group = group
         self.run = None
         self._step_keys: set[str] = set()
         self.fallback: CSVSearchLogger | None = None
@@ -174,12 +179,14 @@ class WandbSearchLogger(SearchLogger):
     def _init(self, wandb: Any, mode: str, run_dir: Path, config: dict[str, Any]) -> Any:
         id_file = run_dir / "wandb_id.txt"
         run_id = id_file.read_text().strip() if id_file.exists() else None
+        sweep_group, sweep_name = sweep_names()  # (None, None) outside a Hydra sweep
         return wandb.init(
             project=self.project,
             entity=self.entity,
             mode=mode,
             dir=str(run_dir),
-            name=self.name or run_dir.name,
+            name=self.name or sweep_name or run_dir.name,
+            group=self.group or sweep_group,
             tags=self.tags,
             config=config,
             id=run_id,

@@ -11,6 +11,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 
 from nas_lightning.errors import ConfigError
 from nas_lightning.search.loggers import has_api_key, wandb_mode
+from nas_lightning.search.sweep import sweep_names
 from nas_lightning.utils import global_rank
 
 log = logging.getLogger("nas_lightning.train")
@@ -61,6 +62,7 @@ def wandb_logger(
     name: str | None = None,
     tags: list[str] | None = None,
     init_timeout: float = 15.0,
+    group: str | None = None,
 ) -> Logger:
     """Lightning's ``WandbLogger`` with the search's offline-unless-logged-in rule.
 
@@ -76,9 +78,11 @@ def wandb_logger(
         entity: W&B entity (default ``WANDB_ENTITY``).
         mode: ``online``, ``offline`` or ``disabled``; None: ``WANDB_MODE``,
             else online only if logged in.
-        name: run name (default: the run folder's name).
+        name: run name (default: the job's overrides in a Hydra sweep, else the
+            run folder's name).
         tags: run tags.
         init_timeout: seconds ``wandb.init`` may take (W&B's default: 90, retried).
+        group: run group (default: the sweep's folder name in a Hydra sweep).
     """
     if mode not in (None, "online", "offline", "disabled"):
         raise ConfigError("mode", f"must be online, offline, disabled or null, got {mode!r}")
@@ -95,12 +99,15 @@ def wandb_logger(
                     "offline; upload later with wandb sync")
         chosen = "offline"
 
+    sweep_group, sweep_name = sweep_names()  # (None, None) outside a Hydra sweep
+
     def make(run_mode: str) -> WandbLogger:
         return SafeWandbLogger(
             project=project or os.environ.get("WANDB_PROJECT", "nas-lightning"),
             entity=entity or os.environ.get("WANDB_ENTITY"),
             save_dir=str(save_dir),
-            name=name or Path(save_dir).name,
+            name=name or sweep_name or Path(save_dir).name,
+            group=group or sweep_group,
             tags=list(tags or []),
             mode=run_mode,
             job_type="train",

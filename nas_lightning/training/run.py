@@ -25,7 +25,7 @@ from torch import nn
 
 from nas_lightning.checks import check_train_config
 from nas_lightning.errors import ConfigError
-from nas_lightning.export import export_onnx
+from nas_lightning.export import export_onnx, model_metadata
 from nas_lightning.genotypes.base import (
     genotype_from_dict,
     genotype_to_dict,
@@ -359,6 +359,9 @@ def _measure_and_export(cfg, net, datamodule, input_shape, run_dir, summary) -> 
             run_dir / "model.onnx",
             opset=int(export.get("opset", 17)),
             atol=float(export.get("atol", 1e-4)),
+            metadata=model_metadata(
+                datamodule, genotype_from_dict(summary["genotype"]), tuple(input_shape)
+            ),
         )
     except Exception as err:  # keep the trained model and its card even if export fails
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""

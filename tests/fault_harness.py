@@ -92,6 +92,7 @@ def _serve() -> None:
     import nas_lightning.search.loop  # noqa: F401
 
     out = sys.stdout
+    ended: dict[int, int] = {}  # exit status of each reaped search
     out.write("ready\n")
     out.flush()
     for line in sys.stdin:
@@ -100,11 +101,15 @@ def _serve() -> None:
             pid = os.fork()
             if pid == 0:
                 _child(req)
+            ended.pop(pid, None)  # a reused pid
             out.write(f"{pid}\n")
         elif req["op"] in ("poll", "wait"):
-            flags = os.WNOHANG if req["op"] == "poll" else 0
-            done, status = os.waitpid(req["pid"], flags)
-            rc = None if done == 0 else os.waitstatus_to_exitcode(status)
+            rc = ended.get(req["pid"])  # asked again after it was reaped
+            if rc is None:
+                flags = os.WNOHANG if req["op"] == "poll" else 0
+                done, status = os.waitpid(req["pid"], flags)
+                if done != 0:
+                    rc = ended[done] = os.waitstatus_to_exitcode(status)
             out.write(json.dumps(rc) + "\n")
         out.flush()
 

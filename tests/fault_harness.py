@@ -63,6 +63,8 @@ NAMED = [
     ["children.torn:2", "summary.before_replace:1"],
     ["children.torn:1", "children.torn:1", "children.torn:1"],
 ]
+# Seconds a child takes here (with its share of start-up), measured by the reference search.
+PACE = {"child": 2.5}
 # Random kill -9 trials (2 kills each): with the named ones, 20 trials of kills.
 RANDOM_KILLS = 14
 # Each W&B trial: its environment, NAS_LIGHTNING_FAULT, and the warning that shows it failed.
@@ -249,9 +251,12 @@ def _compare(t: Trial, run: Path, reference: list, rc: int) -> Trial:
 
 
 def reference_run(z: Zygote, work: Path) -> list:
+    """The uninterrupted search; its pace sets how late random signals may come."""
     run = work / "reference"
+    start = time.time()
     rc = z.wait(z.start([*CONFIG, f"hydra.run.dir={run}"], work, work / "reference.log"))
     assert rc == 0, (work / "reference.log").read_text()[-3000:]
+    PACE["child"] = (time.time() - start) / (NUM_CHILDREN + 1)  # start-up counts as one
     return _sequence(run)
 
 
@@ -330,7 +335,7 @@ def random_trial(z: Zygote, work: Path, rng: random.Random, number: int, referen
         if t.kills >= stops or done >= NUM_CHILDREN:
             break
         after = rng.randint(done, NUM_CHILDREN - 1)
-        delay = rng.uniform(0.0, 2.5)
+        delay = rng.uniform(0.0, 0.9 * PACE["child"])  # lands before the next record
         pid = z.start(_args(run), work, log)
         sent = _stop_after(z, pid, run, after, delay, signum)
         rc = z.wait(pid)

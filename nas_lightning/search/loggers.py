@@ -49,6 +49,9 @@ class SearchLogger:
     def log_image(self, name: str, path: Path) -> None:
         """Attach a picture (e.g. a Pareto plot)."""
 
+    def log_metrics(self, metrics: dict[str, float], step_key: str) -> None:
+        """Metrics on an x-axis of their own (``step_key``, e.g. ``supernet/step``)."""
+
     def finish(self, run_dir: Path, records: list[dict[str, Any]], best: dict | None) -> None:
         """Called once at the end (also after an error)."""
 
@@ -77,6 +80,17 @@ class CSVSearchLogger(SearchLogger):
                 csv.writer(f).writerow(self.columns)
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(row)
+
+    def log_metrics(self, metrics: dict[str, float], step_key: str) -> None:
+        """One row of ``<filename stem>_<prefix>.csv`` (``metrics_supernet.csv``)."""
+        prefix = step_key.split("/")[0]
+        path = self.path.with_name(f"{self.path.stem}_{prefix}.csv")
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, list(metrics), extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(metrics)
 
 
 def _api_host() -> str:
@@ -155,6 +169,7 @@ class WandbSearchLogger(SearchLogger):
         self.init_timeout = float(init_timeout)
         self.run = None
         self.fallback: CSVSearchLogger | None = None
+        self._step_keys: set[str] = set()
 
     def _init(self, wandb: Any, mode: str, run_dir: Path, config: dict[str, Any]) -> Any:
         id_file = run_dir / "wandb_id.txt"
@@ -231,6 +246,20 @@ class WandbSearchLogger(SearchLogger):
             row["best/reward"] = record["best_reward"]
         try:
             self.run.log(row)
+        except Exception as err:  # noqa: BLE001
+            self._disable(err)
+
+    def log_metrics(self, metrics: dict[str, float], step_key: str) -> None:
+        if self.fallback is not None:
+            self.fallback.log_metrics(metrics, step_key)
+        if self.run is None:
+            return
+        try:
+            if step_key not in self._step_keys:
+                self._step_keys.add(step_key)
+                self.run.define_metric(step_key)
+                self.run.define_metric(f"{step_key.split('/')[0]}/*", step_metric=step_key)
+            self.run.log(metrics)
         except Exception as err:  # noqa: BLE001
             self._disable(err)
 

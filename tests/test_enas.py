@@ -317,7 +317,6 @@ def test_enas_from_the_command_line_learns_and_its_cell_trains(tmp_path):
     [
         ("enas.epochs=0", "enas.epochs"),
         ("enas.controller_steps=-1", "enas.controller_steps"),
-        ("strategy=random", "enas.entropy_reward_weight"),  # no controller to take it from
         ("search_space.ops=[identity,no_such_op]", "search_space.ops"),
     ],
 )
@@ -328,3 +327,13 @@ def test_bad_values_stop_the_run_naming_the_key(tiny_search_cfg, override, key):
     with pytest.raises(ConfigError) as err:
         run_enas(tiny_search_cfg(*TINY_ENAS, override))
     assert err.value.key == key
+
+
+def test_random_sampling_with_shared_weights(tiny_search_cfg):
+    """strategy=random: the same supernet, no controller, no entropy bonus."""
+    from nas_lightning.enas.search import run_enas
+
+    result = run_enas(tiny_search_cfg(*TINY_ENAS, "strategy=random"))
+    assert len(result.records) == 4
+    for r in result.records:
+        assert r["extra"]["sample_entropy"] is None and r["reward"] == r["val_acc"]

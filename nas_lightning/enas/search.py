@@ -39,6 +39,7 @@ from nas_lightning.search.builders import build, build_partial
 from nas_lightning.search.loggers import SearchLogger
 from nas_lightning.search.records import CHILDREN, RunRecorder, atomic_write
 from nas_lightning.search.runfolder import RunFolder, open_run_folder
+from nas_lightning.search.threads import apply_num_threads
 from nas_lightning.spaces.nasnet import NASNetSpace
 from nas_lightning.strategies.base import Strategy
 from nas_lightning.utils import global_rank, quiet_lightning
@@ -141,8 +142,7 @@ def _run_enas(cfg: DictConfig, folder: RunFolder) -> EnasResult:
     quiet_lightning()
     # the datamodule has a validation loader; ENAS uses it outside Lightning's loop
     warnings.filterwarnings("ignore", message=".*no `validation_step`.*")
-    if cfg.search.get("num_threads"):
-        torch.set_num_threads(int(cfg.search.num_threads))
+    apply_num_threads(cfg)
     start = time.perf_counter()
     rank = global_rank()
     e = cfg.get("enas")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,18 +20,18 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from nas_lightning.callbacks import ControllerCallback, FinishedChild, SearchCallback
 from nas_lightning.errors import ConfigError
+from nas_lightning.execution.base import Executor, Result, Trial, one_line
+from nas_lightning.execution.engine import Engine
+from nas_lightning.execution.runner import make_runner
 from nas_lightning.genotypes.base import genotype_to_dict
+from nas_lightning.rewards.base import ChildMetrics
 from nas_lightning.search.builders import build, build_partial
-from nas_lightning.search.evaluator import ChildOutcome, LightningEvaluator
 from nas_lightning.search.loggers import SearchLogger
-from nas_lightning.search.records import (
-    RunRecorder,
-    load_strategy_state,
-    read_children,
-)
+from nas_lightning.search.records import RunRecorder, read_children
 from nas_lightning.spaces.base import SearchSpace
-from nas_lightning.strategies.base import Proposal, Strategy
+from nas_lightning.strategies.base import Strategy
 from nas_lightning.utils import global_rank, quiet_lightning
 
 log = logging.getLogger("nas_lightning.search")
@@ -48,30 +50,49 @@ class SearchResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def _record(index: int, proposal: Proposal, outcome: ChildOutcome, space: SearchSpace) -> dict:
-    m = outcome.metrics
+def _record(trial: Trial, result: Result, reward: float | None) -> dict[str, Any]:
+    genotype = trial.genotype
+    extra = dict(result.extra)
+    if result.status == "ok" and result.timing:
+        extra["timing"] = result.timing  # after the reward: it never sees it
     record: dict[str, Any] = {
-        "index": index,
-        "status": outcome.status,
-        "reward": outcome.reward,
-        "val_acc": m.val_acc if m else None,
-        "val_curve": m.val_curve if m else [],
-        "params": outcome.params,
-        "seconds": round(outcome.seconds, 3),
-        "genotype": genotype_to_dict(proposal.genotype)
-        if hasattr(proposal.genotype, "kind")
-        else proposal.genotype,
-        "actions": list(proposal.actions),
-        "steps": proposal.info.get("steps"),
-        "extra": m.extra if m else {},
+        "index": trial.index,
+        "status": result.status,
+        "reward": reward,
+        "val_acc": result.val_acc,
+        "val_curve": list(result.val_curve),
+        "params": result.params,
+        "seconds": round(result.seconds, 3),
+        "genotype": genotype_to_dict(genotype) if hasattr(genotype, "kind") else genotype,
+        "actions": list(trial.actions),
+        "steps": trial.proposal.info.get("steps"),
+        "extra": extra,
     }
-    if outcome.error:
-        record["error"] = outcome.error
+    if result.error:
+        record["error"] = result.error
+    if trial.attempt:
+        record["attempt"] = trial.attempt
     return record
 
 
+def _reward(reward_fn: Callable[[ChildMetrics], float], result: Result) -> float | None:
+    """The driver's reward of an ok child; a reward that fails marks the child failed."""
+    if result.status != "ok":
+        return None
+    try:
+        reward = float(reward_fn(result.metrics()))
+        if not math.isfinite(reward):
+            raise ValueError(f"reward is {reward} for val_acc={result.val_acc}")
+        return reward
+    except Exception as err:  # a child's bad metrics must not end the search
+        result.status, result.error = "failed", one_line(err)
+        log.warning("child %d failed: %s", result.index, result.error)
+        return None
+
+
 def _replay(strategy: Strategy, space: SearchSpace, records: list[dict], failed_reward) -> None:
-    """Bring a restored strategy level with the recorded children.
+    """Bring a restored strategy level with the recorded children (run folders
+    written before the engine saved its in-flight trials).
 
     The strategy state on disk is saved after each child's ``tell``; a crash
     between a child's record and that save leaves records the state has not
@@ -93,6 +114,20 @@ def _replay(strategy: Strategy, space: SearchSpace, records: list[dict], failed_
             strategy.tell(proposal, reward)
 
 
+def search_mode(cfg: DictConfig, executor: Executor) -> tuple[str, int]:
+    """``search.mode`` and the batch size it implies (1 in async mode)."""
+    mode = cfg.search.get("mode") or "async"
+    if mode not in ("async", "batch"):
+        raise ConfigError("search.mode", f"must be 'async' or 'batch', got {mode!r}")
+    if mode == "async":
+        return mode, 1
+    size = cfg.search.get("batch_size")
+    size = executor.max_concurrent if size is None else size
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ConfigError("search.batch_size", f"must be an integer >= 1, got {size!r}")
+    return mode, size
+
+
 def run_search(cfg: DictConfig) -> SearchResult:
     """Run (or resume) a search described by ``cfg``; returns its result."""
     quiet_lightning()
@@ -110,81 +145,81 @@ def run_search(cfg: DictConfig) -> SearchResult:
     if cfg.strategy.get("controller") is not None:
         build_partial(cfg.controller, "controller", space.decisions)  # validates it
     strategy: Strategy = build_partial(cfg.strategy, "strategy", space=space, seed=int(cfg.seed))
-    model_factory = build(cfg.model, "model")
     reward_fn = build(cfg.reward, "reward")
-    datamodule = build(cfg.dataset, "dataset")
-    trainer_factory = build(cfg.trainer, "trainer")
-    probe = build(cfg.latency, "latency") if cfg.get("latency") else None
     logger: SearchLogger = build(cfg.logger, "logger") if cfg.get("logger") else SearchLogger()
-    optimizer = None
-    if cfg.child.get("optimizer"):
-        optimizer = build(cfg.child.optimizer, "child.optimizer")
     failed_reward = cfg.search.get("failed_reward")
-    if rank == 0:
-        datamodule.prepare_data()
-    datamodule.setup("fit")
-    evaluator = LightningEvaluator(
-        datamodule, model_factory, trainer_factory, cfg.child, reward_fn, run_dir,
-        seed=int(cfg.seed), probe=probe, optimizer=optimizer,
+    runner = make_runner(cfg, prepare=rank == 0)
+    executor: Executor = build_partial(
+        cfg.get("executor") or {"_target_": "nas_lightning.execution.local.LocalExecutor",
+                                 "_partial_": True},
+        "executor", runner=runner, cfg=cfg,
     )
+    try:
+        mode, batch_size = search_mode(cfg, executor)
+    except ConfigError:
+        executor.shutdown()
+        raise
+    probe = getattr(runner, "probe", None)
 
     recorder = RunRecorder(run_dir, enabled=rank == 0)
-    records = read_children(run_dir) if cfg.resume else []
-    if records:
-        state = load_strategy_state(run_dir)
-        if state is not None:
-            strategy.load_state_dict(state)
-        _replay(strategy, space, records, failed_reward)
-        for r in records:
-            if r["status"] == "ok" and (
-                recorder.best is None or r["reward"] > recorder.best["reward"]
-            ):
-                recorder.best = r
-        log.info("resuming %s after %d recorded children", run_dir, len(records))
-    elif cfg.resume:
-        log.info("resuming %s: no children recorded yet, starting afresh", run_dir)
-    if rank == 0:
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
-    digest: list[dict[str, Any]] = []
-
+    engine = Engine(
+        cfg, strategy, space, executor, recorder,
+        reward_fn=lambda result: _reward(reward_fn, result),
+        record_fn=_record,
+        num_children=num_children, mode=mode, batch_size=batch_size,
+        replay=lambda records: _replay(strategy, space, records, failed_reward),
+    )
+    records = engine.records
     try:
-        for index in range(len(records), num_children):
-            if getattr(strategy, "finished", False):
-                log.info("strategy %s finished after %d children", type(strategy).__name__, index)
-                break
-            space.set_progress(index)
-            proposal = strategy.ask()
-
-            def write(outcome: ChildOutcome, index=index, proposal=proposal) -> None:
-                record = _record(index, proposal, outcome, space)
-                recorder.append_child(record)
-                records.append(record)
-
-            outcome = evaluator.evaluate(index, proposal, strategy, before_tell=write)
-            if not outcome.recorded:  # failed child: record it, maybe tell a fixed reward
-                write(outcome)
-                if failed_reward is not None:
-                    outcome.stats = strategy.tell(proposal, float(failed_reward))
-            recorder.save_strategy(strategy.state_dict())
-            record = records[-1]
-            record["best_reward"] = recorder.best["reward"] if recorder.best else None
-            if rank == 0:
-                logger.log_child(record, outcome.stats)
-                _progress(record, outcome.stats, num_children)
-            if cfg.search.get("rank_digest"):
-                digest.append({"index": index, "actions": list(proposal.actions),
-                               "reward": outcome.reward, **_controller_digest(strategy)})
+        engine.restore(read_children(run_dir) if cfg.resume else [])
+        if rank == 0:
+            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+            logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
+        engine.callbacks = [ControllerCallback(strategy, logger if rank == 0 else None,
+                                               failed_reward), *engine.callbacks]
+        if rank == 0:
+            engine.callbacks.append(ProgressCallback(num_children))
+        if cfg.search.get("rank_digest"):
+            engine.callbacks.append(DigestCallback(strategy))
+        engine.run()
     finally:
-        if rank == 0 and hasattr(strategy, "finish"):  # a strategy's own results (NetAdapt)
-            strategy.finish(run_dir)
+        executor.shutdown()
+        if rank == 0:
+            strategy.finish(run_dir)  # a strategy's own results (NetAdapt)
         summary = _finish(cfg, run_dir, records, recorder, probe, logger, rank, start)
+        for callback in engine.callbacks:
+            callback.on_search_end(records)
         if cfg.search.get("rank_digest"):
             digest_dir = run_dir / "rank_digest"
             digest_dir.mkdir(parents=True, exist_ok=True)
+            digest = next((c.rows for c in engine.callbacks if isinstance(c, DigestCallback)), [])
             (digest_dir / f"rank{rank}.json").write_text(json.dumps(digest))
     return SearchResult(run_dir, records, recorder.best, strategy, space,
                         time.perf_counter() - start, summary)
+
+
+class DigestCallback(SearchCallback):
+    """Per-rank digest of each child and the controller after its update (DDP checks)."""
+
+    def __init__(self, strategy: Strategy) -> None:
+        self.strategy = strategy
+        self.rows: list[dict[str, Any]] = []
+
+    def on_children_end(self, children: Sequence[FinishedChild]) -> None:
+        for c in children:
+            self.rows.append({"index": c.trial.index, "actions": list(c.trial.actions),
+                              "reward": c.reward, **_controller_digest(self.strategy)})
+
+
+class ProgressCallback(SearchCallback):
+    """One log line per child."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def on_children_end(self, children: Sequence[FinishedChild]) -> None:
+        for c in children:
+            _progress(c.record, c.stats, self.total)
 
 
 def _controller_digest(strategy: Strategy) -> dict[str, Any]:
@@ -229,7 +264,7 @@ def _finish(cfg, run_dir, records, recorder, probe, logger, rank, start) -> dict
     }
     if rank != 0:
         return summary
-    if probe is not None and hasattr(probe, "summary"):
+    if probe is not None and hasattr(probe, "summary"):  # a LatencyProbe
         summary["latency"] = probe.summary()
     if probe is not None and hasattr(probe, "finish"):
         for name, path in (probe.finish(run_dir, records) or {}).items():

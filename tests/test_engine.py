@@ -148,3 +148,26 @@ def test_a_reward_that_fails_marks_the_child_failed(tmp_path):
     assert [r["status"] for r in result.records] == ["failed", "failed"]
     assert "latency" in result.records[0]["error"]
     assert result.strategy.num_told == 0
+
+
+def test_paper_presets_learn_in_batches():
+    nas_rl = compose_config("search", ["run_dir=/tmp/unused", "experiment=nas_rl"])
+    assert (nas_rl.search.mode, nas_rl.search.batch_size) == ("batch", 4)
+    assert nas_rl.search.batch_size <= nas_rl.search_space.grow_every
+    nasnet = compose_config("search", ["run_dir=/tmp/unused", "experiment=nasnet"])
+    assert nasnet.search.mode == "batch"
+    assert nasnet.search.batch_size == nasnet.strategy.batch_size == 10
+    default = compose_config("search", ["run_dir=/tmp/unused"])
+    assert default.search.mode == "async" and default.executor.max_concurrent == 1
+
+
+def test_a_batch_spanning_two_depths_is_told_per_depth(tmp_path, monkeypatch):
+    """NAS-RL's space grows mid-batch: REINFORCE scores one depth at a time."""
+    result = run_search(compose_config("search", [
+        f"run_dir={tmp_path}", "experiment=nas_rl", "logger=csv", "dataset.val_size=256",
+        "search.num_children=3", "search_space.num_layers=3", "search_space.start_layers=2",
+        "search_space.grow_every=2", "search_space.grow_by=1", "child.epochs=1",
+        "child.train_subset=128", "child.limit_train_batches=1", "child.limit_val_batches=1",
+    ]))
+    assert [r["steps"] for r in result.records][0] < result.records[2]["steps"]
+    assert result.strategy.num_told == 3

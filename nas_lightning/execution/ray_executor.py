@@ -134,7 +134,7 @@ class RayExecutor(Executor):
             if address is None:
                 init_local_ray(num_cpus=num_cpus, num_gpus=num_gpus)
             else:
-                ray.init(address=address)
+                ray.init(address=address, runtime_env=package_env())
             self.started = True
         if max_concurrent is None:
             total = ray.cluster_resources()

@@ -11,6 +11,8 @@ middle of a child without training anything. Select it with::
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -55,4 +57,5 @@ class TableRunner:
             train_seconds=self.seconds,
             seconds=time.perf_counter() - start,
             attempt=trial.attempt,
+            worker=f"{os.getpid()}@{socket.gethostname()}",
         )

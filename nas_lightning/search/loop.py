@@ -72,6 +72,8 @@ def _record(trial: Trial, result: Result, reward: float | None) -> dict[str, Any
         record["error"] = result.error
     if trial.attempt:
         record["attempt"] = trial.attempt
+    if result.worker:
+        record["worker"] = result.worker
     return record
 
 

@@ -9,13 +9,14 @@ from omegaconf import DictConfig, OmegaConf
 from nas_lightning.errors import ConfigError
 
 # Overrides that may differ between the original run and its continuation.
-_FREE = ("resume", "run_dir", "search.num_children", "logger", "hydra")
+_FREE = ("resume", "run_dir", "search.num_children", "logger", "hydra", "executor")
 
 
 def resume_config(cfg: DictConfig, overrides: list[str] | None = None) -> DictConfig:
     """The saved config of ``cfg.resume``, with this command's overrides on top.
 
-    Only the budget (``search.num_children``) and the logger may change: a
+    Only the budget (``search.num_children``), the logger and the executor
+    may change: a
     different space, strategy, seed or recipe would not reproduce the
     recorded children, and is refused.
 
@@ -37,10 +38,13 @@ def resume_config(cfg: DictConfig, overrides: list[str] | None = None) -> DictCo
         if not key.startswith(_FREE):
             raise ConfigError(
                 "resume",
-                f"cannot change {key!r} when resuming; only search.num_children and logger",
+                f"cannot change {key!r} when resuming; only search.num_children, logger "
+                "and executor",
             )
     budget = [o for o in overrides if o.startswith("search.num_children=")]
     merged = OmegaConf.merge(saved, OmegaConf.from_dotlist(budget))
+    if any(o.lstrip("+~").startswith("executor") for o in overrides):
+        merged.executor = cfg.executor  # where children train: results do not depend on it
     merged.resume = str(run_dir)
     merged.run_dir = str(run_dir)
     return merged

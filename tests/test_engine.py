@@ -171,3 +171,10 @@ def test_a_batch_spanning_two_depths_is_told_per_depth(tmp_path, monkeypatch):
     ]))
     assert [r["steps"] for r in result.records][0] < result.records[2]["steps"]
     assert result.strategy.num_told == 3
+
+
+def test_ray_refuses_ddp_children_in_one_line(tmp_path):
+    pytest.importorskip("ray")
+    with pytest.raises(ConfigError) as err:
+        run_search(table_cfg(tmp_path, "executor=ray", "trainer=ddp"))
+    assert err.value.key == "executor" and "executor=local" in str(err.value)

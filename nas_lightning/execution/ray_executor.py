@@ -128,6 +128,12 @@ class RayExecutor(Executor):
             raise ConfigError(
                 "max_retries", f"must be an integer >= 0, got {max_retries!r}"
             )
+        strategy = str((cfg.get("trainer") or {}).get("strategy") or "") if cfg is not None else ""
+        if strategy.startswith("ddp"):
+            raise ConfigError(
+                "", f"children with trainer.strategy={strategy} need executor=local: DDP "
+                "relaunches the search script for each rank, which a Ray worker cannot do",
+            )
         ray = self.ray = import_ray()
         self.started = False
         if not ray.is_initialized():

@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 from nas_lightning.callbacks import FinishedChild, SearchCallback
 from nas_lightning.execution.base import Executor, Result, Trial
 from nas_lightning.genotypes.base import genotype_from_dict, genotype_to_dict
-from nas_lightning.search.records import RunRecorder, load_strategy_state
+from nas_lightning.search.records import RunRecorder
 from nas_lightning.spaces.base import SearchSpace
 from nas_lightning.strategies.base import Proposal, Strategy
 
@@ -81,20 +81,21 @@ class Engine:
         self.next_index = 0
 
     # -- resume -----------------------------------------------------------------
-    def restore(self, records: list[dict[str, Any]]) -> None:
-        """Continue from a run folder's records and saved state."""
-        self.records.extend(records)
+    def restore(self, records: list[dict[str, Any]], state: dict[str, Any] | None) -> None:
+        """Continue from a run folder's records and its saved strategy state.
+
+        Args:
+            records: the recorded children (this list becomes the engine's own).
+            state: ``strategy.pt`` as saved by :meth:`save_state` (None: none, or
+                one that does not match the records; the strategy replays them).
+        """
+        self.records = records
         self.next_index = len(records)
-        for r in records:
-            if r["status"] == "ok" and (
-                self.recorder.best is None or r["reward"] > self.recorder.best["reward"]
-            ):
-                self.recorder.best = r
         if not records:
             if self.cfg.get("resume"):
                 log.info("resuming %s: no children recorded yet, starting afresh", self.run_dir)
             return
-        state = load_strategy_state(self.run_dir)
+        state = dict(state) if state is not None else None
         engine = state.pop("engine", None) if state is not None else None
         if state is not None:
             self.strategy.load_state_dict(state)

@@ -29,7 +29,8 @@ from nas_lightning.genotypes.base import genotype_to_dict
 from nas_lightning.rewards.base import ChildMetrics
 from nas_lightning.search.builders import build, build_partial
 from nas_lightning.search.loggers import SearchLogger
-from nas_lightning.search.records import RunRecorder, read_children
+from nas_lightning.search.records import RunRecorder
+from nas_lightning.search.runfolder import RunFolder, open_run_folder
 from nas_lightning.spaces.base import SearchSpace
 from nas_lightning.strategies.base import Strategy
 from nas_lightning.utils import global_rank, quiet_lightning
@@ -131,7 +132,16 @@ def search_mode(cfg: DictConfig, executor: Executor) -> tuple[str, int]:
 
 
 def run_search(cfg: DictConfig) -> SearchResult:
-    """Run (or resume) a search described by ``cfg``; returns its result."""
+    """Run (or resume) a search described by ``cfg``; returns its result.
+
+    Raises :class:`~nas_lightning.search.signals.SearchInterrupted` on
+    SIGTERM or Ctrl-C, leaving a resumable run folder.
+    """
+    with open_run_folder(cfg) as folder:  # lock, torn-line repair, signals: runfolder.py
+        return _run_search(cfg, folder)
+
+
+def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
     quiet_lightning()
     if cfg.search.get("num_threads"):
         torch.set_num_threads(int(cfg.search.num_threads))
@@ -163,7 +173,8 @@ def run_search(cfg: DictConfig) -> SearchResult:
         raise
     probe = getattr(runner, "probe", None)
 
-    recorder = RunRecorder(run_dir, enabled=rank == 0)
+    records = folder.records  # run folder checks: runfolder.py
+    recorder = RunRecorder(run_dir, enabled=rank == 0, run_id=folder.run_id, recorded=records)
     engine = Engine(
         cfg, strategy, space, executor, recorder,
         reward_fn=lambda result: _reward(reward_fn, result),
@@ -171,11 +182,12 @@ def run_search(cfg: DictConfig) -> SearchResult:
         num_children=num_children, mode=mode, batch_size=batch_size,
         replay=lambda records: _replay(strategy, space, records, failed_reward),
     )
-    records = engine.records
+    completed = False
     try:
-        engine.restore(read_children(run_dir) if cfg.resume else [])
+        engine.restore(records, folder.strategy_state() if records else None)
+        records = engine.records
         if rank == 0:
-            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+            folder.write_config(cfg)
             logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
         engine.callbacks = [ControllerCallback(strategy, logger if rank == 0 else None,
                                                failed_reward), *engine.callbacks]
@@ -184,13 +196,15 @@ def run_search(cfg: DictConfig) -> SearchResult:
         if cfg.search.get("rank_digest"):
             engine.callbacks.append(DigestCallback(strategy))
         engine.run()
+        completed = True
     finally:
         executor.shutdown()
         if rank == 0:
             strategy.finish(run_dir)  # a strategy's own results (NetAdapt)
-        summary = _finish(cfg, run_dir, records, recorder, probe, logger, rank, start)
+        summary = _finish(cfg, run_dir, engine.records, recorder, probe, logger, rank, start,
+                          folder.status(completed))
         for callback in engine.callbacks:
-            callback.on_search_end(records)
+            callback.on_search_end(engine.records)
         if cfg.search.get("rank_digest"):
             digest_dir = run_dir / "rank_digest"
             digest_dir.mkdir(parents=True, exist_ok=True)
@@ -252,10 +266,12 @@ def _progress(record: dict[str, Any], stats: dict[str, float], total: int) -> No
     log.info(" ".join(parts))
 
 
-def _finish(cfg, run_dir, records, recorder, probe, logger, rank, start) -> dict[str, Any]:
+def _finish(cfg, run_dir, records, recorder, probe, logger, rank, start,
+            status: str) -> dict[str, Any]:
     """Write the summary, let the probe and logger close; rank 0 only."""
     ok = [r for r in records if r["status"] == "ok"]
     summary: dict[str, Any] = {
+        "status": status,
         "children": len(records),
         "ok": len(ok),
         "failed": len(records) - len(ok),

@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     for slots in args.slots:
         init_local_ray(num_cpus=slots, log_to_driver=False)  # logical CPUs: children sleep
         try:
+            # Warm-up: start every worker (each imports torch once) before timing.
+            warm = argparse.Namespace(**{**vars(args), "children": 2 * slots})
+            one(args.strategies[0], slots, warm)
             for strategy in args.strategies:
                 row = one(strategy, slots, args)
                 print(json.dumps(row), flush=True)

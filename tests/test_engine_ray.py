@@ -36,6 +36,16 @@ def cluster():
     if ray.is_initialized():
         ray.shutdown()
     init_local_ray(num_cpus=2, log_to_driver=False)
+
+    @ray.remote(num_cpus=1)
+    def warm(seconds: float) -> int:
+        import nas_lightning.execution.ray_executor  # noqa: F401  (what children import)
+
+        time.sleep(seconds)
+        return os.getpid()
+
+    # Two worker processes up before the tests: a busy machine starts them slowly.
+    assert len(set(ray.get([warm.remote(2.0), warm.remote(2.0)]))) == 2
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

@@ -88,7 +88,7 @@ class RayExecutor(Executor):
             store once and shared by all workers.
         cfg: the resolved search config; workers build their runner from it.
         cpus_per_child: CPUs reserved per child (also its torch threads unless
-            ``search.num_threads`` is set).
+            ``search.num_threads`` is an integer).
         gpus_per_child: GPUs per child; fractions share a GPU (0.5: two children).
         max_concurrent: children in flight at once; None: as many as the
             cluster's CPUs (and GPUs) fit.
@@ -150,9 +150,13 @@ class RayExecutor(Executor):
             max_concurrent = max(1, min(fits))
         self.max_concurrent = max_concurrent
         self.max_retries = max_retries
-        threads = (cfg.search.get("num_threads") if cfg is not None else None) or max(
-            1, int(cpus_per_child)
-        )
+        threads = max(1, int(cpus_per_child))  # a child's torch threads: its reserved CPUs
+        if cfg is not None:
+            from nas_lightning.search.threads import resolve_num_threads
+
+            threads = resolve_num_threads(cfg.search.get("num_threads"), cfg.get("executor")) or (
+                threads
+            )
         container = OmegaConf.to_container(cfg, resolve=True) if cfg is not None else {}
         datamodule = getattr(runner, "datamodule", None)
         # Into the object store once; workers read these, never a copy per child.

@@ -46,6 +46,9 @@ class SearchLogger:
     def log_image(self, name: str, path: Path) -> None:
         """Attach a picture (e.g. a Pareto plot)."""
 
+    def log_metrics(self, metrics: dict[str, float], step_key: str) -> None:
+        """Metrics on an x-axis of their own (``step_key``, e.g. ``supernet/step``)."""
+
     def finish(self, run_dir: Path, records: list[dict[str, Any]], best: dict | None) -> None:
         """Called once at the end (also after an error)."""
 
@@ -74,6 +77,17 @@ class CSVSearchLogger(SearchLogger):
                 csv.writer(f).writerow(self.columns)
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(row)
+
+    def log_metrics(self, metrics: dict[str, float], step_key: str) -> None:
+        """One row of ``<filename stem>_<prefix>.csv`` (``metrics_supernet.csv``)."""
+        prefix = step_key.split("/")[0]
+        path = self.path.with_name(f"{self.path.stem}_{prefix}.csv")
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, list(metrics), extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(metrics)
 
 
 def wandb_mode(mode: str | None) -> str:
@@ -123,6 +137,7 @@ class WandbSearchLogger(SearchLogger):
         self.name = name
         self.tags = list(tags or [])
         self.run = None
+        self._step_keys: set[str] = set()
 
     def start(self, run_dir: Path, config: dict[str, Any]) -> None:
         os.environ.setdefault("WANDB_SILENT", "true")
@@ -155,6 +170,13 @@ class WandbSearchLogger(SearchLogger):
         if record.get("best_reward") is not None:
             row["best/reward"] = record["best_reward"]
         self.run.log(row)
+
+    def log_metrics(self, metrics: dict[str, float], step_key: str) -> None:
+        if step_key not in self._step_keys:
+            self._step_keys.add(step_key)
+            self.run.define_metric(step_key)
+            self.run.define_metric(f"{step_key.split('/')[0]}/*", step_metric=step_key)
+        self.run.log(metrics)
 
     def log_image(self, name: str, path: Path) -> None:
         import wandb

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nas_lightning.callbacks import ControllerCallback, FinishedChild, SearchCallback
@@ -29,11 +28,14 @@ from nas_lightning.genotypes.base import genotype_to_dict
 from nas_lightning.rewards.base import ChildMetrics
 from nas_lightning.search.builders import build, build_partial
 from nas_lightning.search.loggers import SearchLogger
+from nas_lightning.search.progress import SearchProgress, print_banner
 from nas_lightning.search.records import RunRecorder
 from nas_lightning.search.runfolder import RunFolder, open_run_folder
+from nas_lightning.search.threads import apply_num_threads
 from nas_lightning.spaces.base import SearchSpace
 from nas_lightning.strategies.base import Strategy
 from nas_lightning.utils import global_rank, quiet_lightning
+from nas_lightning.viz import draw_search
 
 log = logging.getLogger("nas_lightning.search")
 
@@ -143,9 +145,10 @@ def run_search(cfg: DictConfig) -> SearchResult:
 
 def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
     quiet_lightning()
-    if cfg.search.get("num_threads"):
-        torch.set_num_threads(int(cfg.search.num_threads))
+    threads = apply_num_threads(cfg)
     rank = global_rank()
+    if rank == 0:
+        print_banner(cfg, threads)
     start = time.perf_counter()
     num_children = int(cfg.search.num_children)
     if num_children < 1:
@@ -183,6 +186,9 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
         replay=lambda records: _replay(strategy, space, records, failed_reward),
     )
     completed = False
+    progress = SearchProgress(cfg, num_children, done=len(records), enabled=rank == 0,
+                              threads=threads).start()
+
     try:
         engine.restore(records, folder.strategy_state() if records else None)
         records = engine.records
@@ -192,13 +198,16 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
         engine.callbacks = [ControllerCallback(strategy, logger if rank == 0 else None,
                                                failed_reward), *engine.callbacks]
         if rank == 0:
-            engine.callbacks.append(ProgressCallback(num_children))
+            engine.callbacks.append(ProgressCallback(progress))
         if cfg.search.get("rank_digest"):
             engine.callbacks.append(DigestCallback(strategy))
         engine.run()
         completed = True
     finally:
         executor.shutdown()
+        progress.close()
+        if rank == 0:  # reward_curve.png, best_architecture.png (+ W&B images)
+            draw_search(run_dir, engine.records, recorder.best, progress.baselines, logger)
         if rank == 0:
             strategy.finish(run_dir)  # a strategy's own results (NetAdapt)
         summary = _finish(cfg, run_dir, engine.records, recorder, probe, logger, rank, start,
@@ -228,14 +237,14 @@ class DigestCallback(SearchCallback):
 
 
 class ProgressCallback(SearchCallback):
-    """One log line per child."""
+    """The search's progress display (bar or lines), one update per child."""
 
-    def __init__(self, total: int) -> None:
-        self.total = total
+    def __init__(self, progress: SearchProgress) -> None:
+        self.progress = progress
 
     def on_children_end(self, children: Sequence[FinishedChild]) -> None:
         for c in children:
-            _progress(c.record, c.stats, self.total)
+            self.progress.child_end(c.record, c.stats)
 
 
 def _controller_digest(strategy: Strategy) -> dict[str, Any]:
@@ -244,26 +253,6 @@ def _controller_digest(strategy: Strategy) -> dict[str, Any]:
         return {}
     total = sum(float(p.detach().double().sum()) for p in controller.parameters())
     return {"controller_sum": total, "baseline": getattr(strategy, "baseline", None)}
-
-
-def _progress(record: dict[str, Any], stats: dict[str, float], total: int) -> None:
-    i = record["index"] + 1
-    if record["status"] != "ok":
-        log.info("child %d/%d %s (%s) %.1fs", i, total, record["status"],
-                 record.get("error"), record["seconds"])
-        return
-    parts = [f"child {i}/{total}", f"val_acc={record['val_acc']:.4f}",
-             f"reward={record['reward']:.4f}"]
-    if "baseline" in stats:
-        parts.append(f"baseline={stats['baseline']:.4f}")
-        parts.append(f"advantage={stats['advantage']:+.4f}")
-    for key, value in (record.get("extra") or {}).items():
-        if isinstance(value, float):
-            parts.append(f"{key}={value:.3g}")
-    parts.append(f"params={record['params'] / 1e3:.1f}k")
-    parts.append(f"{record['seconds']:.1f}s")
-    parts.append(f"best={record['best_reward']:.4f}")
-    log.info(" ".join(parts))
 
 
 def _finish(cfg, run_dir, records, recorder, probe, logger, rank, start,

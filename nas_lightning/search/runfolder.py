@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import socket
 import uuid
 from collections.abc import Iterator
@@ -44,11 +43,9 @@ except ImportError:  # pragma: no cover - not on Windows
 log = logging.getLogger(__name__)
 
 LOCK = ".lock"
-# Appended to every new run folder's name (`<date>_<time>_<token>`): two
-# searches started in the same second get different folders. One per process,
-# so every part of Hydra's config that names the folder agrees.
-PROCESS_TOKEN = secrets.token_hex(3)
-
+# PROCESS_TOKEN (signals.py) is appended to every new run folder's name
+# (`<date>_<time>_<token>`): one per process, so every part of Hydra's config
+# that names the folder agrees.
 
 class RunFolderError(ConfigError):
     """The run folder cannot be used as asked (busy, not empty, inconsistent)."""

@@ -70,6 +70,9 @@ def log_final(logger: Logger | None, summary: dict[str, Any], files: list[Path])
 
         run = logger.experiment
         run.summary.update(flat)
+        for path in files:  # pictures (the architecture) as W&B images too
+            if path.suffix == ".png" and path.is_file():
+                run.log({path.stem: wandb.Image(str(path))})
         artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=_plain(summary))
         for path in files:
             if path.is_file():

@@ -43,6 +43,7 @@ from nas_lightning.training.module import (
     read_checkpoint_epoch,
 )
 from nas_lightning.utils import global_rank, quiet_lightning
+from nas_lightning.viz import save_architecture
 
 log = logging.getLogger("nas_lightning.train")
 
@@ -243,6 +244,7 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         save_genotype(genotype, run_dir / "genotype.json")
+        save_architecture(genotype, run_dir / "architecture.png", title=genotype.kind)
     log.info("%s %s: %s", "evaluating" if eval_only else "training", genotype.kind, genotype)
 
     fit_seconds = 0.0
@@ -305,7 +307,8 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
     summary["wall_seconds"] = round(time.perf_counter() - start, 2)
     if rank == 0:
         (run_dir / "summary.json").write_text(_dumps(summary))
-        files = [run_dir / "summary.json", run_dir / "genotype.json", run_dir / "model.onnx"]
+        files = [run_dir / "summary.json", run_dir / "genotype.json", run_dir / "model.onnx",
+                 run_dir / "architecture.png"]
         if saved["best"]:
             files.append(Path(saved["best"]))
         log_final(logger, summary, files)

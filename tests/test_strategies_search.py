@@ -140,17 +140,17 @@ def test_resume_after_a_crash_inside_a_child_is_exact(tiny_search_cfg, tmp_path,
     overrides = [f"strategy={name}", *SMALL[name], "search.num_children=5"]
     full = run_search(tiny_search_cfg(*overrides, run_dir=tmp_path / "full"))
 
-    original = evaluator_module.LightningEvaluator.evaluate
+    original = evaluator_module.LightningEvaluator.run
     trained = []
 
-    def crash_at_3(self, index, proposal, strategy, before_tell):
-        if index == 3:
+    def crash_at_3(self, trial):
+        if trial.index == 3:
             raise KeyboardInterrupt  # the user's Ctrl-C, or the machine going away
-        trained.append(index)
-        return original(self, index, proposal, strategy, before_tell)
+        trained.append(trial.index)
+        return original(self, trial)
 
     part = tmp_path / "part"
-    monkeypatch.setattr(evaluator_module.LightningEvaluator, "evaluate", crash_at_3)
+    monkeypatch.setattr(evaluator_module.LightningEvaluator, "run", crash_at_3)
     with pytest.raises(KeyboardInterrupt):
         run_search(tiny_search_cfg(*overrides, run_dir=part))
     monkeypatch.undo()
@@ -159,8 +159,8 @@ def test_resume_after_a_crash_inside_a_child_is_exact(tiny_search_cfg, tmp_path,
     counted = []
     monkeypatch.setattr(
         evaluator_module.LightningEvaluator,
-        "evaluate",
-        lambda self, index, *a, **k: counted.append(index) or original(self, index, *a, **k),
+        "run",
+        lambda self, trial: counted.append(trial.index) or original(self, trial),
     )
     result = resumed(tiny_search_cfg, part, 5, *overrides)
     assert counted == [3, 4]  # children already recorded are not trained again

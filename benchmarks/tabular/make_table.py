@@ -44,12 +44,12 @@ import torch
 from omegaconf import OmegaConf
 
 from nas_lightning.data import EmbeddedFashionMNIST
+from nas_lightning.execution.base import Trial
 from nas_lightning.genotypes import genotype_to_dict
 from nas_lightning.models.nasnet import NASNetwork
-from nas_lightning.rewards import ValAccuracy
 from nas_lightning.search.evaluator import LightningEvaluator
 from nas_lightning.spaces import NASNetSpace
-from nas_lightning.strategies import Proposal, RandomSearch
+from nas_lightning.strategies import Proposal
 from nas_lightning.utils import quiet_lightning
 
 OPS = ("identity", "max_pool_3x3", "sep_conv_3x3")
@@ -118,7 +118,6 @@ def make_evaluator(run_dir: Path) -> tuple[LightningEvaluator, EmbeddedFashionMN
         functools.partial(NASNetwork, **MODEL),
         functools.partial(pl.Trainer, accelerator="cpu", devices=1, precision="32-true"),
         child,
-        ValAccuracy(),
         run_dir,
         seed=RECIPE["seed"],
         probe=capture,
@@ -169,7 +168,6 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(grid)} action tuples, {len(archs)} architectures, {len(todo)} to train",
         file=sys.stderr,
     )
-    sink = RandomSearch(s)  # the callback tells a strategy; this one learns nothing
     with tempfile.TemporaryDirectory() as tmp:
         evaluator, dm, nets = make_evaluator(Path(tmp))
         with open(partial, "a") as f:
@@ -178,12 +176,12 @@ def main(argv: list[str] | None = None) -> None:
                 proposal = Proposal(id=0, actions=actions, genotype=s.decode(actions))
                 # index 0 for every child: the same seed, so the same data order
                 # and initialisation stream; only the architecture differs.
-                outcome = evaluator.evaluate(0, proposal, sink, before_tell=lambda o: None)
+                outcome = evaluator.run(Trial(0, proposal, seed=RECIPE["seed"]))
                 if outcome.status != "ok":
                     raise RuntimeError(f"{actions}: {outcome.status} {outcome.error}")
                 row = {
                     "actions": list(actions),
-                    "val_acc": round(outcome.metrics.val_acc, 6),
+                    "val_acc": round(outcome.val_acc, 6),
                     "test_acc": round(test_accuracy(nets.pop(), dm), 6),
                     "params": outcome.params,
                     "seconds": round(outcome.seconds, 3),

@@ -11,6 +11,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, overload
 
 from nas_lightning.errors import ConfigError
@@ -84,6 +85,28 @@ class Strategy(ABC):
             raise ValueError(f"{len(proposals)} proposals but {len(rewards)} rewards")
         self.num_told += len(proposals)
         return self._learn(proposals, rewards)
+
+    @property
+    def finished(self) -> bool:
+        """True once the strategy has nothing more to propose (the loop stops asking)."""
+        return False
+
+    def can_ask(self, in_flight: int) -> bool:
+        """Whether a proposal may be asked while ``in_flight`` children are untold.
+
+        True by default: any number of children may train at once. A strategy
+        that must hear every reward of a round before proposing the next one
+        (NetAdapt) says False while children are in flight.
+        """
+        return True
+
+    def report(self) -> dict[str, Any]:
+        """The strategy's own results, for the run folder (empty by default)."""
+        return {}
+
+    def finish(self, run_dir: str | Path) -> None:
+        """Write the strategy's own results into the run folder at the end (none by default)."""
+        return None
 
     def _make(self, actions: Sequence[int], log_prob: float | None = None) -> Proposal:
         actions = self.space.check(actions)

@@ -195,6 +195,10 @@ class NetAdapt(Strategy):
         self._advance()
         return self._finished
 
+    def can_ask(self, in_flight: int) -> bool:
+        """An iteration decides only once all its proposals are told: wait for them."""
+        return in_flight == 0 or bool(self.pending)
+
     def _advance(self) -> None:
         if self._finished or self.pending:
             return

@@ -90,5 +90,7 @@ class ControllerCallback(Callback):
         self.reward = reward
         if self.before_tell is not None:
             self.before_tell(self.metrics, reward)
-        self.stats = self.strategy.tell(self.proposal, reward)
+        # A multi-objective strategy (NSGA2) picks its values from the metrics.
+        value = self.strategy.objective_values(reward, self.metrics)
+        self.stats = self.strategy.tell(self.proposal, value)
         self.calls += 1

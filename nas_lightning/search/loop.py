@@ -23,11 +23,8 @@ from nas_lightning.genotypes.base import genotype_to_dict
 from nas_lightning.search.builders import build, build_partial
 from nas_lightning.search.evaluator import ChildOutcome, LightningEvaluator
 from nas_lightning.search.loggers import SearchLogger
-from nas_lightning.search.records import (
-    RunRecorder,
-    load_strategy_state,
-    read_children,
-)
+from nas_lightning.search.records import RunRecorder
+from nas_lightning.search.runfolder import RunFolder, open_run_folder
 from nas_lightning.spaces.base import SearchSpace
 from nas_lightning.strategies.base import Proposal, Strategy
 from nas_lightning.utils import global_rank, quiet_lightning
@@ -94,7 +91,16 @@ def _replay(strategy: Strategy, space: SearchSpace, records: list[dict], failed_
 
 
 def run_search(cfg: DictConfig) -> SearchResult:
-    """Run (or resume) a search described by ``cfg``; returns its result."""
+    """Run (or resume) a search described by ``cfg``; returns its result.
+
+    Raises :class:`~nas_lightning.search.signals.SearchInterrupted` on
+    SIGTERM or Ctrl-C, leaving a resumable run folder.
+    """
+    with open_run_folder(cfg) as folder:  # lock, torn-line repair, signals: runfolder.py
+        return _run_search(cfg, folder)
+
+
+def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
     quiet_lightning()
     if cfg.search.get("num_threads"):
         torch.set_num_threads(int(cfg.search.num_threads))
@@ -128,26 +134,21 @@ def run_search(cfg: DictConfig) -> SearchResult:
         seed=int(cfg.seed), probe=probe, optimizer=optimizer,
     )
 
-    recorder = RunRecorder(run_dir, enabled=rank == 0)
-    records = read_children(run_dir) if cfg.resume else []
+    records = folder.records  # run folder checks: runfolder.py
+    recorder = RunRecorder(run_dir, enabled=rank == 0, run_id=folder.run_id, recorded=records)
     if records:
-        state = load_strategy_state(run_dir)
+        state = folder.strategy_state()
         if state is not None:
             strategy.load_state_dict(state)
         _replay(strategy, space, records, failed_reward)
-        for r in records:
-            if r["status"] == "ok" and (
-                recorder.best is None or r["reward"] > recorder.best["reward"]
-            ):
-                recorder.best = r
         log.info("resuming %s after %d recorded children", run_dir, len(records))
     elif cfg.resume:
         log.info("resuming %s: no children recorded yet, starting afresh", run_dir)
     if rank == 0:
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        folder.write_config(cfg)
         logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
     digest: list[dict[str, Any]] = []
-
+    completed = False
     try:
         for index in range(len(records), num_children):
             if getattr(strategy, "finished", False):
@@ -175,10 +176,12 @@ def run_search(cfg: DictConfig) -> SearchResult:
             if cfg.search.get("rank_digest"):
                 digest.append({"index": index, "actions": list(proposal.actions),
                                "reward": outcome.reward, **_controller_digest(strategy)})
+        completed = True
     finally:
         if rank == 0 and hasattr(strategy, "finish"):  # a strategy's own results (NetAdapt)
             strategy.finish(run_dir)
-        summary = _finish(cfg, run_dir, records, recorder, probe, logger, rank, start)
+        summary = _finish(cfg, run_dir, records, recorder, probe, logger, rank, start,
+                          folder.status(completed))
         if cfg.search.get("rank_digest"):
             digest_dir = run_dir / "rank_digest"
             digest_dir.mkdir(parents=True, exist_ok=True)
@@ -215,10 +218,12 @@ def _progress(record: dict[str, Any], stats: dict[str, float], total: int) -> No
     log.info(" ".join(parts))
 
 
-def _finish(cfg, run_dir, records, recorder, probe, logger, rank, start) -> dict[str, Any]:
+def _finish(cfg, run_dir, records, recorder, probe, logger, rank, start,
+            status: str) -> dict[str, Any]:
     """Write the summary, let the probe and logger close; rank 0 only."""
     ok = [r for r in records if r["status"] == "ok"]
     summary: dict[str, Any] = {
+        "status": status,
         "children": len(records),
         "ok": len(ok),
         "failed": len(records) - len(ok),

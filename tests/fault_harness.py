@@ -1,0 +1,398 @@
+"""Fault injection for the run folder: kill searches at named and random points, resume them.
+
+Every trial kills (SIGKILL) or stops (SIGTERM) a tiny search one or more
+times, resumes it until it finishes, and compares the run folder with an
+uninterrupted search of the same seed: no recorded child lost or recorded
+twice, the same genotypes and rewards, the exit status each step should give.
+
+Named points are those of ``NAS_LIGHTNING_FAULT`` (``nas_lightning/search/
+records.py``): inside each write of the run folder. Random kills land at a
+random moment after a random number of children (between children, inside a
+child, during start-up).
+
+A search process costs seconds of imports; so that dozens of them fit in a
+few minutes, a "zygote" process imports torch, Lightning and the search once
+and forks one process per search (each is a fresh ``python search.py``
+as far as the run folder can tell: own pid, own signal handlers, killed for
+real). Searches started together are run as separate interpreters instead, so
+that each draws its own folder name.
+
+    python tests/fault_harness.py [--random 8] [--seed 0]   # prints the table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SEARCH = ROOT / "search.py"
+NUM_CHILDREN = 4
+CONFIG = [
+    "logger=csv",
+    f"search.num_children={NUM_CHILDREN}",
+    "child.batch_size=64",
+    "child.train_subset=128",
+    "child.limit_val_batches=1",
+    "dataset.val_size=128",
+    "model.filters=4",
+    "search.num_threads=1",
+]
+# Each named trial: the fault points that kill successive runs of one search.
+NAMED = [
+    ["children.before:2"],
+    ["children.torn:2"],
+    ["children.after:3"],
+    ["strategy.before_replace:2"],
+    ["strategy.after:1"],
+    ["best.before_replace:1"],
+    ["config.before_replace:1"],
+    ["run.before_replace:1"],
+    ["summary.before_replace:1"],
+    ["children.torn:1", "children.torn:1", "children.torn:1"],
+    ["children.after:1", "strategy.before_replace:1", "config.before_replace:1"],
+]
+ENV = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1",
+       "PYTHONPATH": str(ROOT)}
+
+
+# -- the zygote: imports once, forks one search per request ----------------------------------
+
+
+def _serve() -> None:
+    """Read requests on stdin, one JSON per line; answer on stdout."""
+    os.environ.update(ENV)
+    import pytorch_lightning  # noqa: F401
+    import torch  # noqa: F401
+
+    import nas_lightning.search.loop  # noqa: F401
+
+    out = sys.stdout
+    out.write("ready\n")
+    out.flush()
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["op"] == "run":
+            pid = os.fork()
+            if pid == 0:
+                _child(req)
+            out.write(f"{pid}\n")
+        elif req["op"] in ("poll", "wait"):
+            flags = os.WNOHANG if req["op"] == "poll" else 0
+            done, status = os.waitpid(req["pid"], flags)
+            rc = None if done == 0 else os.waitstatus_to_exitcode(status)
+            out.write(json.dumps(rc) + "\n")
+        out.flush()
+
+
+def _child(req: dict) -> None:
+    code = 1
+    try:
+        os.chdir(req["cwd"])
+        os.environ.pop("NAS_LIGHTNING_FAULT", None)
+        os.environ.update(req["env"])
+        fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.setpgid(0, 0)
+        sys.stdin = open(os.devnull)
+        sys.argv = [str(SEARCH), *req["args"]]
+        import runpy
+
+        try:
+            runpy.run_path(str(SEARCH), run_name="__main__")
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+class Zygote:
+    """The test side of the zygote."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, env={**os.environ, **ENV},
+        )
+        assert self._read() == "ready"
+
+    def _read(self) -> str:
+        return self.proc.stdout.readline().strip()
+
+    def _ask(self, req: dict) -> str:
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def start(self, args: list[str], cwd: Path, log: Path, fault: str | None = None) -> int:
+        env = {"NAS_LIGHTNING_FAULT": fault} if fault else {}
+        return int(self._ask({"op": "run", "args": args, "cwd": str(cwd), "log": str(log),
+                              "env": env}))
+
+    def poll(self, pid: int) -> int | None:
+        return json.loads(self._ask({"op": "poll", "pid": pid}))
+
+    def wait(self, pid: int, timeout: float = 600) -> int:
+        deadline = time.time() + timeout
+        while (rc := self.poll(pid)) is None:
+            if time.time() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                return json.loads(self._ask({"op": "wait", "pid": pid}))
+            time.sleep(0.05)
+        return rc
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+# -- trials ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Trial:
+    kind: str
+    name: str
+    kills: int = 0  # processes that died at the fault (SIGKILL or SIGTERM)
+    lost: int = 0
+    duplicated: int = 0
+    identical: bool = False
+    bad_status: list[str] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.identical and not (self.lost or self.duplicated or self.bad_status)
+
+
+def _indices(run: Path) -> list[int]:
+    path = run / "children.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_bytes().splitlines():
+        try:
+            out.append(json.loads(line)["index"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    return out
+
+
+def _sequence(run: Path) -> list:
+    rows = [json.loads(line) for line in (run / "children.jsonl").read_bytes().splitlines()
+            if line.strip()]
+    return [(r["index"], r["actions"], r["reward"], r["status"]) for r in rows]
+
+
+def _args(run: Path) -> list[str]:
+    """Resume when the folder holds a config, else start afresh (killed before it wrote one)."""
+    if (run / "config.yaml").is_file():
+        return [f"resume={run}", f"search.num_children={NUM_CHILDREN}"]
+    return [*CONFIG, f"hydra.run.dir={run}"]
+
+
+def _finish(z: Zygote, t: Trial, run: Path, reference: list, log: Path) -> Trial:
+    """Resume until done (exit 0), then compare with the uninterrupted search."""
+    rc = z.wait(z.start(_args(run), run.parent, log))
+    t.steps.append(rc)
+    if rc != 0:
+        t.bad_status.append(f"final resume exited {rc}")
+    got = _indices(run)
+    t.lost = len(set(range(NUM_CHILDREN)) - set(got))
+    t.duplicated = len(got) - len(set(got))
+    t.identical = rc == 0 and _sequence(run) == reference
+    summary = run / "summary.json"
+    if rc == 0 and json.loads(summary.read_text()).get("status") != "finished":
+        t.bad_status.append("summary status is not finished")
+    return t
+
+
+def reference_run(z: Zygote, work: Path) -> list:
+    run = work / "reference"
+    rc = z.wait(z.start([*CONFIG, f"hydra.run.dir={run}"], work, work / "reference.log"))
+    assert rc == 0, (work / "reference.log").read_text()[-3000:]
+    return _sequence(run)
+
+
+def named_trial(z: Zygote, work: Path, points: list[str], reference: list) -> Trial:
+    t = Trial("named point", "+".join(points))
+    run = work / ("named-" + "-".join(p.replace(":", "") for p in points))
+    log = run.with_suffix(".log")
+    for point in points:
+        rc = z.wait(z.start(_args(run), work, log, fault=point))
+        t.steps.append(rc)
+        if rc == -signal.SIGKILL:
+            t.kills += 1
+        else:
+            t.bad_status.append(f"{point}: exited {rc}, expected to be killed")
+    return _finish(z, t, run, reference, log)
+
+
+def _stop_after(z: Zygote, pid: int, run: Path, after: int, delay: float, signum: int) -> bool:
+    """Signal ``pid`` ``delay`` s after ``after`` children are recorded; False if it ended first."""
+    deadline = time.time() + 600
+    while len(_indices(run)) < after and time.time() < deadline:
+        if z.poll(pid) is not None:
+            return False
+        time.sleep(0.02)
+    end = time.time() + delay
+    while time.time() < end:
+        if z.poll(pid) is not None:
+            return False
+        time.sleep(0.01)
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def random_trial(z: Zygote, work: Path, rng: random.Random, number: int, reference: list,
+                 signum: int = signal.SIGKILL, stops: int = 2) -> Trial:
+    kind = "random kill -9" if signum == signal.SIGKILL else "random SIGTERM"
+    t = Trial(kind, f"{kind} #{number}")
+    run = work / f"{'kill' if signum == signal.SIGKILL else 'term'}-{number}"
+    log = run.with_suffix(".log")
+    expected = -signal.SIGKILL if signum == signal.SIGKILL else 128 + signum
+    for _ in range(stops):
+        done = len(_indices(run))
+        if done >= NUM_CHILDREN:
+            break
+        after = rng.randint(done, NUM_CHILDREN - 1)
+        delay = rng.uniform(0.0, 2.5)
+        pid = z.start(_args(run), work, log)
+        sent = _stop_after(z, pid, run, after, delay, signum)
+        rc = z.wait(pid)
+        t.steps.append(rc)
+        if not sent:
+            if rc != 0:
+                t.bad_status.append(f"ended by itself with {rc}")
+            continue
+        if rc == expected or (signum != signal.SIGKILL and rc == -signum):
+            t.kills += 1  # -SIGTERM: before the search installed its handler (start-up)
+        elif rc != 0:  # 0: it finished as the signal came
+            t.bad_status.append(f"exited {rc} after {signal.Signals(signum).name}")
+    return _finish(z, t, run, reference, log)
+
+
+def concurrent_resumes(z: Zygote, work: Path, reference: list) -> Trial:
+    """Two resumes of one folder at once: one runs, the other is refused (exit 2)."""
+    t = Trial("concurrent", "two resumes of one folder")
+    run = work / "concurrent-resume"
+    log = run.with_suffix(".log")
+    rc = z.wait(z.start([*CONFIG, "search.num_children=1", f"hydra.run.dir={run}"], work, log))
+    t.steps.append(rc)
+    pids = [z.start(_args(run), work, work / f"concurrent-{i}.log") for i in range(2)]
+    rcs = sorted(z.wait(pid) for pid in pids)
+    t.steps += rcs
+    if rcs not in ([0, 0], [0, 2]):
+        t.bad_status.append(f"exit statuses {rcs}")
+    if rcs == [0, 2]:
+        t.kills += 1  # the refused one
+        texts = [(work / f"concurrent-{i}.log").read_text() for i in range(2)]
+        if not any("is in use by a running search" in text for text in texts):
+            t.bad_status.append("no 'in use' message")
+    return _finish(z, t, run, reference, log)
+
+
+def concurrent_starts(work: Path, reference: list) -> Trial:
+    """Two fresh searches started in the same second, in the same folder, as real processes."""
+    t = Trial("concurrent", "two searches started together")
+    cwd = work / "together"
+    cwd.mkdir()
+    procs = [subprocess.Popen([sys.executable, str(SEARCH), *CONFIG], cwd=cwd,
+                              env={**os.environ, **ENV}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    rcs = [p.wait(timeout=600) for p in procs]
+    t.steps += rcs
+    if rcs != [0, 0]:
+        t.bad_status.append(f"exit statuses {rcs}")
+    runs = sorted((cwd / "runs" / "search").glob("*"))
+    if len(runs) != 2:
+        t.bad_status.append(f"{len(runs)} run folders")
+    t.identical = bool(runs) and all(_sequence(r) == reference for r in runs)
+    t.duplicated = sum(len(_indices(r)) - len(set(_indices(r))) for r in runs)
+    t.lost = sum(len(set(range(NUM_CHILDREN)) - set(_indices(r))) for r in runs)
+    return t
+
+
+def run_all(work: Path, random_trials: int = 6, sigterm_trials: int = 3, seed: int = 0,
+            named: list[list[str]] | None = None, concurrent: bool = True) -> list[Trial]:
+    rng = random.Random(seed)
+    z = Zygote()
+    try:
+        reference = reference_run(z, work)
+        trials = [named_trial(z, work, points, reference) for points in (named or NAMED)]
+        trials += [random_trial(z, work, rng, i, reference) for i in range(random_trials)]
+        trials += [random_trial(z, work, rng, i, reference, signal.SIGTERM, stops=1)
+                   for i in range(sigterm_trials)]
+        if concurrent:
+            trials.append(concurrent_resumes(z, work, reference))
+    finally:
+        z.close()
+    if concurrent:
+        trials.append(concurrent_starts(work, reference))
+    return trials
+
+
+def table(trials: list[Trial]) -> str:
+    rows = ["| trials | kind | kills / stops | survived (resumed identical) | children lost | "
+            "recorded twice | wrong exit status |", "|---|---|---|---|---|---|---|"]
+    for kind in dict.fromkeys(t.kind for t in trials):
+        group = [t for t in trials if t.kind == kind]
+        rows.append(
+            f"| {len(group)} | {kind} | {sum(t.kills for t in group)} | "
+            f"{sum(t.kills for t in group if t.ok)} | {sum(t.lost for t in group)} | "
+            f"{sum(t.duplicated for t in group)} | {sum(bool(t.bad_status) for t in group)} |"
+        )
+    rows.append(
+        f"| {len(trials)} | all | {sum(t.kills for t in trials)} | "
+        f"{sum(t.kills for t in trials if t.ok)} | {sum(t.lost for t in trials)} | "
+        f"{sum(t.duplicated for t in trials)} | {sum(bool(t.bad_status) for t in trials)} |"
+    )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--random", type=int, default=6, help="random kill -9 trials")
+    parser.add_argument("--sigterm", type=int, default=3, help="random SIGTERM trials")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", action="store_true", help="keep the run folders")
+    args = parser.parse_args()
+    if args.serve:
+        _serve()
+        return
+    work = Path(tempfile.mkdtemp(prefix="nas-faults-"))
+    start = time.time()
+    try:
+        trials = run_all(work, args.random, args.sigterm, args.seed)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    for t in trials:
+        if not t.ok:
+            print(f"FAILED {t.name}: steps {t.steps}, lost {t.lost}, twice {t.duplicated}, "
+                  f"identical {t.identical}, {t.bad_status}")
+    print(table(trials))
+    print(f"({time.time() - start:.0f} s; run folders in {work if args.keep else 'a temp dir'})")
+    sys.exit(0 if all(t.ok for t in trials) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""What a run folder guarantees: torn lines, one owner, clean stops, checked resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, TINY, compose_config
+from omegaconf import OmegaConf
+
+from nas_lightning.errors import ConfigError
+from nas_lightning.search.loop import run_search
+from nas_lightning.search.records import read_children
+from nas_lightning.search.resume import resume_config
+from nas_lightning.search.signals import SearchInterrupted
+
+
+def tiny(run: Path, *overrides: str):
+    return compose_config("search", [f"run_dir={run}", *TINY, *overrides])
+
+
+def resume(run: Path, num_children: int, *overrides: str):
+    """What `python search.py resume=<run> search.num_children=N <overrides>` does."""
+    cfg = tiny(run, f"resume={run}", *overrides)
+    return run_search(resume_config(cfg, [f"search.num_children={num_children}", *overrides]))
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """One uninterrupted 3-child search; tests work on copies of it."""
+    run = tmp_path_factory.mktemp("base") / "run"
+    run_search(tiny(run, "search.num_children=3"))
+    return run
+
+
+def copy_of(base: Path, tmp_path: Path, children: int | None = None) -> Path:
+    run = tmp_path / "copy"
+    shutil.copytree(base, run)
+    if children is not None:  # as if stopped after `children` children
+        lines = (run / "children.jsonl").read_bytes().splitlines(keepends=True)
+        (run / "children.jsonl").write_bytes(b"".join(lines[:children]))
+    return run
+
+
+def sequence(records):
+    return [(r["actions"], r["reward"]) for r in records]
+
+
+# 1. A torn last line of children.jsonl -----------------------------------------------------
+
+
+def test_a_torn_last_line_is_cut_off_and_the_child_trained_again(base, tmp_path):
+    run = copy_of(base, tmp_path, children=2)
+    full = (base / "children.jsonl").read_bytes().splitlines(keepends=True)
+    with open(run / "children.jsonl", "ab") as f:
+        f.write(full[2][:40])  # the third record, cut short by a crash
+    result = resume(run, 3)
+    assert sequence(result.records) == sequence(read_children(base))
+    data = (run / "children.jsonl").read_bytes()
+    assert data.endswith(b"\n") and len(data.splitlines()) == 3
+    assert sequence(read_children(run)) == sequence(read_children(base))
+    resume(run, 3)  # and the folder stays resumable
+
+
+def test_records_out_of_sequence_are_a_one_line_error(base, tmp_path):
+    run = copy_of(base, tmp_path)
+    lines = (run / "children.jsonl").read_bytes().splitlines(keepends=True)
+    (run / "children.jsonl").write_bytes(lines[0] + lines[1] + lines[1] + lines[2])
+    with pytest.raises(ConfigError, match=r"children.jsonl:3 records child 1 .*recorded twice"):
+        resume(run, 4)
+
+
+def test_a_corrupt_line_before_the_end_is_a_one_line_error(base, tmp_path):
+    run = copy_of(base, tmp_path)
+    lines = (run / "children.jsonl").read_bytes().splitlines(keepends=True)
+    (run / "children.jsonl").write_bytes(lines[0] + lines[1][:30] + b"\n" + lines[2])
+    with pytest.raises(ConfigError) as err:
+        resume(run, 4)
+    assert "children.jsonl:2 is not a valid record" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+# 2. One live process per folder; names never collide --------------------------------------
+
+
+def test_a_folder_locked_by_a_live_process_is_refused_and_freed_by_its_death(base, tmp_path):
+    run = copy_of(base, tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys, time\n"
+         f"fd = os.open({str(run / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'pid 1 on elsewhere')\n"
+         "print('locked', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ConfigError, match="is in use by a running search"):
+            resume(run, 3)
+    finally:
+        holder.kill()  # SIGKILL: the lock goes with the process
+        holder.wait()
+    assert len(resume(run, 3).records) == 3
+
+
+def test_a_fresh_search_refuses_a_folder_that_holds_one(base, tmp_path):
+    run = copy_of(base, tmp_path)
+    with pytest.raises(ConfigError, match="already holds a search"):
+        run_search(tiny(run))
+    assert sequence(read_children(run)) == sequence(read_children(base))
+
+
+_RUN_DIR = (
+    "import sys\n"
+    f"sys.path.insert(0, {str(ROOT)!r})\n"
+    "import search\n"
+    "from hydra import compose, initialize_config_dir\n"
+    f"with initialize_config_dir({str(ROOT / 'conf')!r}, version_base='1.3'):\n"
+    "    cfg = compose('search', return_hydra_config=True)\n"
+    "print(cfg.hydra.run.dir, cfg.hydra.sweep.dir)\n"
+)
+
+
+def test_searches_started_in_the_same_second_get_different_folders():
+    procs = [subprocess.Popen([sys.executable, "-c", _RUN_DIR], stdout=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    (a_run, a_sweep), (b_run, b_sweep) = (p.communicate(timeout=120)[0].split() for p in procs)
+    assert a_run.startswith("runs/search/20") and a_sweep.startswith("runs/search/multirun/20")
+    assert a_run != b_run and a_sweep != b_sweep
+
+
+# 3. SIGTERM / Ctrl-C stop cleanly; exit status says what happened ---------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_inside_a_child_stops_the_search_resumably(base, tmp_path, monkeypatch, signum):
+    from nas_lightning.child import ChildModule
+
+    run = tmp_path / "run"
+    original = ChildModule.training_step
+    seen = []
+
+    def step(self, batch, batch_idx):
+        seen.append(1)
+        if len(read_children(run)) == 1 and len(seen) > 1:  # inside child 1
+            os.kill(os.getpid(), signum)
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(ChildModule, "training_step", step)
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    with pytest.raises(SearchInterrupted) as stop:
+        run_search(tiny(run, "search.num_children=3"))
+    monkeypatch.undo()
+    assert stop.value.exit_code == 128 + signum
+    assert [r["index"] for r in read_children(run)] == [0]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert {s: signal.getsignal(s) for s in before} == before  # handlers restored
+    result = resume(run, 3)
+    assert sequence(result.records) == sequence(read_children(base))
+    assert json.loads((run / "summary.json").read_text())["status"] == "finished"
+
+
+def _cli(args, cwd, env_extra=None, **kwargs):
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT), **(env_extra or {})}
+    return subprocess.Popen([sys.executable, str(ROOT / "search.py"), *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_cli_sigterm_exits_143_and_says_how_to_resume(tmp_path):
+    run = tmp_path / "run"
+    proc = _cli([*TINY, "search.num_children=4", f"hydra.run.dir={run}"], cwd=tmp_path)
+    deadline = time.time() + 300
+    while len(read_children(run)) < 1 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert f"interrupted (SIGTERM): resume with python search.py resume={run}" in err
+    assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+
+
+def test_cli_exits_3_when_every_child_failed(tmp_path):
+    run = tmp_path / "run"
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from nas_lightning.models import nasnet\n"
+        "def boom(self, *a, **k):\n"
+        "    raise RuntimeError('out of memory (simulated)')\n"
+        "nasnet.NASNetwork.__init__ = boom\n"
+        f"sys.argv = [{str(ROOT / 'search.py')!r}, *{TINY!r}, 'hydra.run.dir={run}']\n"
+        "import runpy\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: all 2 children failed (first: RuntimeError: out of memory")
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+
+
+# 6. Resume checks what it finds -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key, value", [("seed", 1), ("child.optimizer.lr", 0.5)])
+def test_a_hand_edited_config_yaml_is_refused(base, tmp_path, key, value):
+    run = copy_of(base, tmp_path, children=2)
+    saved = OmegaConf.load(run / "config.yaml")
+    OmegaConf.update(saved, key, value)
+    OmegaConf.save(saved, run / "config.yaml")
+    with pytest.raises(ConfigError) as err:
+        resume(run, 3)
+    assert f"{key} is {value!r}" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_strategy_from_another_search_is_refused(base, tmp_path):
+    run = copy_of(base, tmp_path, children=2)
+    other = tmp_path / "other"
+    run_search(tiny(other, "search.num_children=2"))
+    shutil.copy(other / "strategy.pt", run / "strategy.pt")
+    with pytest.raises(ConfigError, match="strategy.pt belongs to another search"):
+        resume(run, 3)
+
+
+def test_a_strategy_ahead_of_the_records_is_rebuilt_from_them(base, tmp_path):
+    run = copy_of(base, tmp_path, children=2)  # strategy.pt has learned from 3
+    result = resume(run, 3)
+    assert sequence(result.records) == sequence(read_children(base))
+    assert torch.load(run / "strategy.pt", weights_only=True)["num_told"] == 3
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", b"PK\x03\x04broken"])
+def test_an_unreadable_strategy_is_a_one_line_error(base, tmp_path, content):
+    run = copy_of(base, tmp_path, children=2)
+    (run / "strategy.pt").write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        resume(run, 3)
+    assert "strategy.pt cannot be read" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_moved_folder_still_resumes(base, tmp_path):
+    run = copy_of(base, tmp_path, children=2)
+    moved = tmp_path / "moved"
+    run.rename(moved)
+    assert sequence(resume(moved, 3).records) == sequence(read_children(base))
+
+
+def test_a_logger_given_on_resume_is_used(base, tmp_path):
+    run = copy_of(base, tmp_path, children=2)
+    resume(run, 3, "logger=csv", "logger.filename=resumed.csv")
+    rows = (run / "resumed.csv").read_text().splitlines()
+    assert len(rows) == 2  # header + child 2
+    assert OmegaConf.load(run / "config.yaml").logger.filename == "resumed.csv"
+
+
+def test_config_yaml_and_run_json_are_written_whole(base):
+    manifest = json.loads((base / "run.json").read_text())
+    assert len(manifest["run_id"]) == 32 and manifest["config"]["seed"] == 0
+    state = torch.load(base / "strategy.pt", weights_only=True)
+    assert state["run_folder"]["run_id"] == manifest["run_id"]
+    assert state["run_folder"]["children"] == 3
+    assert not list(base.glob("*.tmp"))

@@ -290,6 +290,40 @@ def evaluate(problem: Problem, names: Sequence[str], seeds: int, budgets: Sequen
     }
 
 
+def merge(paths: Sequence[Path], out: Path) -> None:
+    """One report from runs of different strategies on the same problems, seeds and budgets."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    first = parts[0]
+    for part in parts[1:]:
+        if (part["seeds"], part["budgets"]) != (first["seeds"], first["budgets"]):
+            raise ValueError("runs to merge need the same seeds and budgets")
+    problems: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for prob in part["problems"]:
+            into = problems.setdefault(prob["name"], {**prob, "strategies": [], "stats": {}})
+            into.setdefault("best", {b: {} for b in prob["best"]})
+            for name in prob["strategies"]:
+                if name in into["strategies"]:
+                    continue  # random runs in every part, identically
+                into["strategies"].append(name)
+                into["stats"][name] = prob["stats"][name]
+                for b in prob["best"]:
+                    into["best"][b][name] = prob["best"][b][name]
+    order = list(PRESETS)
+    for prob in problems.values():
+        prob["strategies"].sort(key=order.index)
+        prob["summary"] = {b: summarise(v) for b, v in prob["best"].items()}
+    results = {
+        **first,
+        "command": " ; ".join(p["command"] for p in parts),
+        "problems": list(problems.values()),
+    }
+    suffix = "_".join(problems)
+    out.with_name(f"{out.name}_{suffix}.json").write_text(json.dumps(results) + "\n")
+    out.with_name(f"{out.name}_{suffix}.md").write_text(report(results) + "\n")
+    print(report(results))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--problems", nargs="+", default=["table"], choices=["formula", "table"])
@@ -303,7 +337,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--budgets", type=int, nargs="+", default=[25, 50, 100, 200])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/strategy_efficiency"))
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="combine the JSON outputs of runs split over processes (--strategies) into one",
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        merge(args.merge, args.out)
+        return
     if "random" not in args.strategies:
         args.strategies.insert(0, "random")  # every difference is to random search
     torch.set_num_threads(1)  # the controller's ops are tiny; threads only contend
@@ -325,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "problems": [evaluate(p, args.strategies, args.seeds, args.budgets) for p in problems],
     }
     suffix = "_".join(p.name for p in problems)
+    if args.strategies != list(PRESETS):
+        suffix += "_" + "_".join(args.strategies)
     json_path = args.out.with_name(f"{args.out.name}_{suffix}.json")
     md_path = args.out.with_name(f"{args.out.name}_{suffix}.md")
     json_path.parent.mkdir(parents=True, exist_ok=True)

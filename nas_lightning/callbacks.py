@@ -90,7 +90,9 @@ class ControllerCallback(Callback):
         self.reward = reward
         if self.before_tell is not None:
             self.before_tell(self.metrics, reward)
-        # A multi-objective strategy (NSGA2) picks its values from the metrics.
-        value = self.strategy.objective_values(reward, self.metrics)
+        # A multi-objective strategy (NSGA2) picks its values from the metrics;
+        # any object with ask/tell will do, so the hook is optional.
+        pick = getattr(self.strategy, "objective_values", None)
+        value = reward if pick is None else pick(reward, self.metrics)
         self.stats = self.strategy.tell(self.proposal, value)
         self.calls += 1

@@ -7,7 +7,8 @@
 
 Every option lives in conf/ (root: conf/train.yaml). The model group follows
 the genotype's kind (``genotype=mobilenetv3_small`` builds with ``model=mobile``)
-unless the command line picks one.
+unless the command line picks one. The installed command `nas-train` runs the
+same function.
 """
 
 from __future__ import annotations
@@ -17,19 +18,13 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from nas_lightning.errors import ConfigError, GenotypeError
+from nas_lightning.cli import train_task
+from nas_lightning.entry import check_overrides
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from nas_lightning.training import run_train
-
-    try:
-        summary = run_train(cfg)
-    except (ConfigError, GenotypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    return summary["test_acc"]
+    return train_task(cfg)
 
 
 if __name__ == "__main__":
@@ -38,4 +33,5 @@ if __name__ == "__main__":
     extra = model_group_for(sys.argv[1:])
     if extra:
         sys.argv.append(extra)
+    check_overrides("train", sys.argv[1:])
     main()

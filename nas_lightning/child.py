@@ -17,6 +17,7 @@ import torch
 from pytorch_lightning.utilities import move_data_to_device
 from torch import nn
 from torch.nn import functional as F
+from torch.optim.swa_utils import update_bn
 from torchmetrics.classification import MulticlassAccuracy
 
 from nas_lightning.errors import ConfigError
@@ -112,8 +113,8 @@ class ChildModule(pl.LightningModule):
             raise ChildDivergedError(f"training loss is {loss.item()} at step {self.global_step}")
         self.train_acc.update(self._logits(out).detach(), y)
         # Epoch means, summed here and logged once in on_train_epoch_end: two
-        # self.log calls per step cost ~6 ms a step (BENCHMARKS.md), a NASNet
-        # proxy child's step on a GPU is ~10 ms.
+        # self.log calls per step cost a large share of a proxy child's short
+        # step (BENCHMARKS.md).
         self._loss_sum = self._loss_sum + loss.detach() * len(y)
         self._loss_count += len(y)
         return loss
@@ -145,31 +146,31 @@ class ChildModule(pl.LightningModule):
 
         After a proxy training of a few dozen steps, the running averages lag
         far behind the weights, and validation in eval mode scores near chance
-        for some networks (measured: a width-0.25 MnasNet-A1 child at 10% with
-        running statistics, 56% with batch statistics). Recomputing them as an
+        for some networks (a width-0.25 MnasNet-A1 proxy child scored at chance
+        with running statistics, far above it with batch statistics; see
+        docs/mnasnet.md). Recomputing them as an
         exact average over a few batches removes that noise from the reward.
         """
         norms = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         datamodule = getattr(self.trainer, "datamodule", None)
         if not norms or datamodule is None:
             return
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the batches below
-        was_training = self.net.training
-        self.net.train()
-        for i, batch in enumerate(datamodule.train_dataloader()):
-            if i >= num_batches:
-                break
-            # The datamodule's own transform (normalisation), once: the strategy's
-            # batch_to_device would run it too. No augmentation: the trainer is
-            # validating, not training.
-            x, _ = datamodule.on_after_batch_transfer(move_data_to_device(batch, self.device), 0)
-            self(x)
-        self.net.train(was_training)
-        for m, momentum in zip(norms, momenta, strict=True):
-            m.momentum = momentum
+
+        def inputs():
+            for i, batch in enumerate(datamodule.train_dataloader()):
+                if i >= num_batches:
+                    break
+                # The datamodule's own transform (normalisation), once: the strategy's
+                # batch_to_device would run it too. No augmentation: the trainer is
+                # validating, not training.
+                x, _ = datamodule.on_after_batch_transfer(
+                    move_data_to_device(batch, self.device), 0
+                )
+                yield x
+
+        # torch's own recalibration: reset, cumulative average (momentum None)
+        # in train mode over the batches, then momenta and mode restored.
+        update_bn(inputs(), self)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
@@ -198,6 +199,10 @@ class ChildModule(pl.LightningModule):
         warmup = min(self.warmup_steps, total - 1)
         cosine = self.scheduler_name == "cosine"
 
+        # A closed form in LambdaLR rather than SequentialLR(LinearLR,
+        # CosineAnnealingLR): torch's cosine is computed recursively and its
+        # rates differ from the closed form in the last bits, so seeded reruns
+        # of earlier runs would no longer be bit-identical.
         def factor(step: int) -> float:
             if step < warmup:
                 return (step + 1) / (warmup + 1)

@@ -48,19 +48,14 @@ CONFIG = [
     "model.filters=4",
     "search.num_threads=1",
 ]
-# Each named trial: the fault points that kill successive runs of one search.
+# Each named trial: the fault points that kill successive runs of one search, in order.
 NAMED = [
-    ["children.before:2"],
-    ["children.torn:2"],
-    ["children.after:3"],
-    ["strategy.before_replace:2"],
-    ["strategy.after:1"],
-    ["best.before_replace:1"],
-    ["config.before_replace:1"],
-    ["run.before_replace:1"],
-    ["summary.before_replace:1"],
+    ["children.before:2", "children.torn:1"],
+    ["children.after:2", "strategy.before_replace:1"],
+    ["strategy.after:1", "best.before_replace:1"],
+    ["config.before_replace:1", "run.before_replace:1", "config.before_replace:1"],
+    ["children.torn:2", "summary.before_replace:1"],
     ["children.torn:1", "children.torn:1", "children.torn:1"],
-    ["children.after:1", "strategy.before_replace:1", "config.before_replace:1"],
 ]
 ENV = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1",
        "PYTHONPATH": str(ROOT)}
@@ -231,7 +226,7 @@ def reference_run(z: Zygote, work: Path) -> list:
 def named_trial(z: Zygote, work: Path, points: list[str], reference: list) -> Trial:
     t = Trial("named point", "+".join(points))
     run = work / ("named-" + "-".join(p.replace(":", "") for p in points))
-    log = run.with_suffix(".log")
+    log = work / f"{run.name}.log"
     for point in points:
         rc = z.wait(z.start(_args(run), work, log, fault=point))
         t.steps.append(rc)
@@ -266,11 +261,11 @@ def random_trial(z: Zygote, work: Path, rng: random.Random, number: int, referen
     kind = "random kill -9" if signum == signal.SIGKILL else "random SIGTERM"
     t = Trial(kind, f"{kind} #{number}")
     run = work / f"{'kill' if signum == signal.SIGKILL else 'term'}-{number}"
-    log = run.with_suffix(".log")
+    log = work / f"{run.name}.log"
     expected = -signal.SIGKILL if signum == signal.SIGKILL else 128 + signum
-    for _ in range(stops):
+    for _ in range(stops + 3):  # a search that ends before its signal gets another try
         done = len(_indices(run))
-        if done >= NUM_CHILDREN:
+        if t.kills >= stops or done >= NUM_CHILDREN:
             break
         after = rng.randint(done, NUM_CHILDREN - 1)
         delay = rng.uniform(0.0, 2.5)
@@ -293,7 +288,7 @@ def concurrent_resumes(z: Zygote, work: Path, reference: list) -> Trial:
     """Two resumes of one folder at once: one runs, the other is refused (exit 2)."""
     t = Trial("concurrent", "two resumes of one folder")
     run = work / "concurrent-resume"
-    log = run.with_suffix(".log")
+    log = work / f"{run.name}.log"
     rc = z.wait(z.start([*CONFIG, "search.num_children=1", f"hydra.run.dir={run}"], work, log))
     t.steps.append(rc)
     pids = [z.start(_args(run), work, work / f"concurrent-{i}.log") for i in range(2)]
@@ -330,7 +325,7 @@ def concurrent_starts(work: Path, reference: list) -> Trial:
     return t
 
 
-def run_all(work: Path, random_trials: int = 6, sigterm_trials: int = 3, seed: int = 0,
+def run_all(work: Path, random_trials: int = 4, sigterm_trials: int = 2, seed: int = 0,
             named: list[list[str]] | None = None, concurrent: bool = True) -> list[Trial]:
     rng = random.Random(seed)
     z = Zygote()
@@ -370,8 +365,8 @@ def table(trials: list[Trial]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--random", type=int, default=6, help="random kill -9 trials")
-    parser.add_argument("--sigterm", type=int, default=3, help="random SIGTERM trials")
+    parser.add_argument("--random", type=int, default=4, help="random kill -9 trials (2 kills)")
+    parser.add_argument("--sigterm", type=int, default=2, help="random SIGTERM trials")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the run folders")
     args = parser.parse_args()

@@ -87,6 +87,7 @@ def test_searched_genotype_trains_end_to_end(searched) -> None:
         "checkpoints/best.ckpt",
         "checkpoints/last.ckpt",
         "csv/metrics.csv",
+        "architecture.png",
     ):
         assert (run / name).is_file(), name
     card = json.loads((run / "summary.json").read_text())

@@ -102,8 +102,7 @@ class ImageDataModule(pl.LightningDataModule):
             usually fastest.
         eval_batch_size: batch size of validation and test (None: as
             training). Inference needs no gradients, so larger batches are
-            cheaper per image (1.4x at 500 vs 128 on a 2-core CPU, see
-            BENCHMARKS.md) and give the same accuracy.
+            cheaper per image (BENCHMARKS.md) and give the same accuracy.
     """
 
     in_channels: int = 3

@@ -80,8 +80,24 @@ class FashionMNIST(_FashionMNISTBase):
         if self._find() is None and self.download:
             from torchvision.datasets import FashionMNIST as TVFashionMNIST
 
-            TVFashionMNIST(str(self.data_dir), train=True, download=True)
-            TVFashionMNIST(str(self.data_dir), train=False, download=True)
+            raw = self.data_dir / "FashionMNIST" / "raw"
+            existed = raw.exists()
+            try:
+                TVFashionMNIST(str(self.data_dir), train=True, download=True)
+                TVFashionMNIST(str(self.data_dir), train=False, download=True)
+            except Exception as err:  # offline or refused: say where the files go
+                if not existed and raw.is_dir() and not any(raw.iterdir()):
+                    raw.rmdir()  # the failed download's empty folders
+                    if not any(raw.parent.iterdir()):
+                        raw.parent.rmdir()
+                reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                raise ConfigError(
+                    "dataset.data_dir",
+                    f"could not download Fashion-MNIST ({type(err).__name__}: {reason}); put "
+                    f"the four IDX files ({', '.join(_FILES.values())}, gzipped or not) in "
+                    f"{self.data_dir} (or install Debian's dataset-fashion-mnist), or use "
+                    "dataset=embedded, which needs no download",
+                ) from None
 
     def load(self) -> tuple[np.ndarray, ...]:
         files = self._find()

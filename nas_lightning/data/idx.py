@@ -1,4 +1,9 @@
-"""Readers and writers for the IDX format of (Fashion-)MNIST."""
+"""Readers and writers for the IDX format of (Fashion-)MNIST.
+
+Kept rather than torchvision's MNIST readers, which take uncompressed files
+only: the Fashion-MNIST files this project reads (e.g. Debian's
+``dataset-fashion-mnist``) are gzipped IDX files.
+"""
 
 from __future__ import annotations
 

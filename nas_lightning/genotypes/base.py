@@ -88,6 +88,8 @@ def genotype_from_json(text: str) -> Any:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise GenotypeError(f"not valid JSON: {err}") from None
+    except RecursionError:
+        raise GenotypeError("JSON nested too deeply to be a genotype") from None
     return genotype_from_dict(data)
 
 

@@ -241,6 +241,10 @@ class MobileGenotype:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise GenotypeError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.efficient_head, bool):
+            raise GenotypeError(
+                f"efficient_head must be true or false, got {self.efficient_head!r}"
+            )
         if self.activation not in ACTIVATIONS:
             raise GenotypeError(f"activation {self.activation!r} not in {ACTIVATIONS}")
         for name in ("stem_activation", "head_activation"):

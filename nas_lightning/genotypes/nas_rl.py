@@ -60,9 +60,13 @@ class NASRLLayer:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NASRLLayer:
+        if not isinstance(data, dict):
+            raise GenotypeError(f"a layer must be a JSON object, got {type(data).__name__}")
         unknown = set(data) - {"filter_height", "filter_width", "filters", "stride", "inputs"}
         if unknown:
             raise GenotypeError(f"unknown layer keys {sorted(unknown)}")
+        if not isinstance(data.get("inputs", []), list):
+            raise GenotypeError(f"inputs must be a list of layer indices, got {data['inputs']!r}")
         return cls(
             filter_height=data["filter_height"],
             filter_width=data["filter_width"],
@@ -106,6 +110,11 @@ class NASRLGenotype:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NASRLGenotype:
+        unknown = sorted(set(data) - {"layers"})
+        if unknown:
+            raise GenotypeError(
+                f"unknown key {unknown[0]!r} in a nas_rl genotype; known: ['layers']"
+            )
         layers = data["layers"]
         if not isinstance(layers, list):
             raise GenotypeError(f"layers must be a list, got {type(layers).__name__}")

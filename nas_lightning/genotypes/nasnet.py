@@ -15,6 +15,29 @@ from nas_lightning.genotypes.base import register_genotype, register_named
 COMBINES = ("add", "concat")
 
 
+def _unknown(data: Any, known: tuple[str, ...], what: str) -> None:
+    """A JSON object with exactly ``known`` keys (some optional); names a stray key."""
+    if not isinstance(data, dict):
+        raise GenotypeError(f"{what} must be a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise GenotypeError(f"unknown key {unknown[0]!r} in {what}; known: {list(known)}")
+
+
+def _index(value: Any, what: str) -> int:
+    """A state index: a real integer, not ``"0"``, ``1.9`` or ``true``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GenotypeError(f"{what} must be an integer, got {value!r}")
+    return value
+
+
+def _pair(data: dict[str, Any], key: str, what: str) -> list[Any]:
+    value = data[key]
+    if not isinstance(value, list) or len(value) != 2:
+        raise GenotypeError(f"{what}: {key!r} must be a list of two, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Block:
     """One block: ``combine(op_a(state[input_a]), op_b(state[input_b]))``."""
@@ -33,16 +56,19 @@ class Block:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Block:
-        inputs, ops = data["inputs"], data["ops"]
-        if len(inputs) != 2 or len(ops) != 2:
-            raise GenotypeError("a block needs exactly two inputs and two ops")
+    def from_dict(cls, data: dict[str, Any], what: str = "block") -> Block:
+        _unknown(data, ("inputs", "ops", "combine"), what)
+        inputs, ops = _pair(data, "inputs", what), _pair(data, "ops", what)
+        combine = data.get("combine", "add")
+        for value in (*ops, combine):
+            if not isinstance(value, str):
+                raise GenotypeError(f"{what}: ops and combine must be strings, got {value!r}")
         return cls(
-            int(inputs[0]),
-            int(inputs[1]),
-            str(ops[0]),
-            str(ops[1]),
-            str(data.get("combine", "add")),
+            _index(inputs[0], f"{what} input"),
+            _index(inputs[1], f"{what} input"),
+            ops[0],
+            ops[1],
+            combine,
         )
 
 
@@ -90,10 +116,21 @@ class Cell:
         return {"blocks": [b.to_dict() for b in self.blocks], "concat": list(self.concat)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Cell:
-        blocks = tuple(Block.from_dict(b) for b in data["blocks"])
+    def from_dict(cls, data: dict[str, Any], what: str = "cell") -> Cell:
+        _unknown(data, ("blocks", "concat"), what)
+        if not isinstance(data["blocks"], list):
+            raise GenotypeError(f"{what}: 'blocks' must be a list")
+        blocks = tuple(
+            Block.from_dict(b, f"{what} block {i}") for i, b in enumerate(data["blocks"])
+        )
         concat = data.get("concat")
-        concat = cls.unused_states(blocks) if concat is None else tuple(int(i) for i in concat)
+        if concat is not None and not isinstance(concat, list):
+            raise GenotypeError(f"{what}: 'concat' must be a list of state indices")
+        concat = (
+            cls.unused_states(blocks)
+            if concat is None
+            else tuple(_index(i, f"{what} concat") for i in concat)
+        )
         return cls(blocks, concat)
 
     def __str__(self) -> str:
@@ -119,7 +156,11 @@ class NASNetGenotype:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NASNetGenotype:
-        return cls(Cell.from_dict(data["normal"]), Cell.from_dict(data["reduction"]))
+        _unknown(data, ("normal", "reduction"), "a nasnet genotype")
+        return cls(
+            Cell.from_dict(data["normal"], "normal cell"),
+            Cell.from_dict(data["reduction"], "reduction cell"),
+        )
 
     def __str__(self) -> str:
         return f"normal: {self.normal}\nreduction: {self.reduction}"

@@ -3,7 +3,7 @@
 Every figure comes as a :class:`LatencyRecord` that carries how it was taken
 (backend, device, threads, batch, input shape, dtype, memory format, warm-up
 and repeats) next to the median and the spread, so that no latency number in
-a run folder is ever separated from its conditions (STYLE habit 8).
+a run folder is ever separated from its conditions.
 
 Three backends:
     ``eager``: PyTorch eager mode under ``torch.inference_mode`` on the CPU
@@ -196,7 +196,8 @@ def measure_latency(
             if given, overrides ``batch``).
         backend: ``eager``, ``onnxruntime`` or ``cuda`` (see the module doc).
         threads: intra-op threads; 1 is the usual on-device setting for a
-            phone's big core and the least noisy on a shared machine.
+            phone's big core and the least noisy when other processes share
+            the CPU.
         warmup: untimed runs first.
         repeats: timed runs; the median is reported with IQR and min/max.
         dtype: ``float32``, ``bfloat16`` or ``float16``.

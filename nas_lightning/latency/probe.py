@@ -7,8 +7,8 @@ and optionally sums a per-layer lookup table for the same child. Both
 figures, the spread of the measurement and the conditions are returned for
 the child's record; ``latency_ms`` is the one rewards read.
 
-Per-child cost on a 2-core CPU is kept small by default: 2 warm-up and 5
-timed runs of one image. The table measures each new layer key once (the
+Per-child cost is kept small by default, so that timing does not dominate a
+CPU search: 2 warm-up and 5 timed runs of one image. The table measures each new layer key once (the
 first children pay for most of it) and then only sums.
 """
 

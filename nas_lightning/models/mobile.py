@@ -104,8 +104,8 @@ class MobileNetwork(nn.Module):
         stem_stride: overrides the genotype's stem stride (e.g. 1 for
             28x28 or 32x32 inputs); ``None`` keeps it.
         channels_last: keep weights and activations in channels-last memory
-            format. Depthwise convolutions on CPU run 2-3x faster so (see
-            conf/search_space/mnasnet.yaml); outputs are the same.
+            format, where CPU depthwise convolutions run faster
+            (BENCHMARKS.md); outputs are the same.
     """
 
     def __init__(

@@ -9,7 +9,6 @@ block string allows it (no ``noskip``).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nas_lightning.genotypes.mobile import BlockArgs
@@ -27,18 +26,11 @@ def make_divisible(value: float, divisor: int = 8, round_limit: float = 0.9) -> 
     return out
 
 
-class HSwish(nn.Module):
-    """h-swish(x) = x * ReLU6(x + 3) / 6 (MobileNetV3)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * F.relu6(x + 3.0) / 6.0
-
-
-class HardSigmoid(nn.Module):
-    """hard-sigmoid(x) = ReLU6(x + 3) / 6, MobileNetV3's cheap SE gate."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu6(x + 3.0) / 6.0
+# h-swish(x) = x * ReLU6(x + 3) / 6 and hard-sigmoid(x) = ReLU6(x + 3) / 6
+# (MobileNetV3) are torch's own fused modules: their outputs equal the formulas
+# bit for bit (tested); their gradients differ only at exactly x = -3 and 3.
+HSwish = nn.Hardswish
+HardSigmoid = nn.Hardsigmoid
 
 
 def make_activation(name: str) -> nn.Module:
@@ -81,6 +73,10 @@ class ConvBNAct(nn.Sequential):
 
 class SqueezeExcite(nn.Module):
     """Squeeze-and-excitation: rescale channels by a gate on their means.
+
+    Kept rather than ``torchvision.ops.SqueezeExcitation``, which computes the
+    same function under other layer names (``fc1``/``fc2``): switching would
+    rename the weights in every saved checkpoint.
 
     Args:
         channels: width the SE acts on.

@@ -154,6 +154,19 @@ class NASNetwork(nn.Module):
         auxiliary: bool = False,
     ) -> None:
         super().__init__()
+        for key, value, minimum in (
+            ("filters", filters, 1),
+            ("cells_per_stage", cells_per_stage, 0),
+            ("num_reductions", num_reductions, 0),
+            ("stem_multiplier", stem_multiplier, 1),
+            ("stem_stride", stem_stride, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(key, f"must be an integer >= {minimum}, got {value!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError("dropout", f"must be in [0, 1), got {dropout!r}")
+        if cells_per_stage == 0 and num_reductions == 0:
+            raise ConfigError("cells_per_stage", "0 with num_reductions=0 leaves no cell")
         if auxiliary and num_reductions < 1:
             raise ConfigError("auxiliary", "the auxiliary head needs num_reductions >= 1")
         self.genotype = genotype

@@ -260,8 +260,9 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 def compile_mode(value: Any) -> str | None:
     """``child.compile`` as a ``torch.compile`` mode, or None when off.
 
-    Off by default: compiling takes minutes per child on a CPU and gained
-    nothing there (FACTS.md); on a GPU it can pay off for long children.
+    Off by default: compiling takes minutes per child on a CPU, longer than a
+    proxy child trains, and did not speed CPU training up; on a GPU it can
+    pay off for long children.
     """
     if value is None or value is False:
         return None

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import netrc
 import os
 from pathlib import Path
 from typing import Any
 
 from nas_lightning.errors import ConfigError
+from nas_lightning.search.sweep import sweep_names
+
+log = logging.getLogger("nas_lightning.search")
 
 
 def _flat(record: dict[str, Any], stats: dict[str, float]) -> dict[str, Any]:
@@ -46,6 +50,9 @@ class SearchLogger:
     def log_image(self, name: str, path: Path) -> None:
         """Attach a picture (e.g. a Pareto plot)."""
 
+    def log_metrics(self, metrics: dict[str, float], step_key: str) -> None:
+        """Metrics on an x-axis of their own (``step_key``, e.g. ``supernet/step``)."""
+
     def finish(self, run_dir: Path, records: list[dict[str, Any]], best: dict | None) -> None:
         """Called once at the end (also after an error)."""
 
@@ -75,6 +82,34 @@ class CSVSearchLogger(SearchLogger):
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(row)
 
+    def log_metrics(self, metrics: dict[str, float], step_key: str) -> None:
+        """One row of ``<filename stem>_<prefix>.csv`` (``metrics_supernet.csv``)."""
+        prefix = step_key.split("/")[0]
+        path = self.path.with_name(f"{self.path.stem}_{prefix}.csv")
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, list(metrics), extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(metrics)
+
+
+def _api_host() -> str:
+    from urllib.parse import urlparse
+
+    url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    return urlparse(url).hostname or "api.wandb.ai"
+
+
+def has_api_key() -> bool:
+    """Whether W&B can find credentials: its environment variables or ``wandb login``'s netrc."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    try:
+        return bool(netrc.netrc(os.environ.get("NETRC")).authenticators(_api_host()))
+    except (OSError, netrc.NetrcParseError):
+        return False
+
 
 def wandb_mode(mode: str | None) -> str:
     """The W&B mode: as configured, else ``WANDB_MODE``, else online only if logged in."""
@@ -82,14 +117,12 @@ def wandb_mode(mode: str | None) -> str:
         return mode
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
-    if os.environ.get("WANDB_API_KEY"):
-        return "online"
-    try:
-        if netrc.netrc().authenticators("api.wandb.ai"):
-            return "online"
-    except (OSError, netrc.NetrcParseError):
-        pass
-    return "offline"
+    return "online" if has_api_key() else "offline"
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
 class WandbSearchLogger(SearchLogger):
@@ -99,12 +132,23 @@ class WandbSearchLogger(SearchLogger):
     ``WANDB_API_KEY``) or sets ``WANDB_MODE=online``; upload an offline run
     later with ``wandb sync <run folder>/wandb/offline-run-*``.
 
+    W&B never stops a search: if an online run cannot start (no API key, no
+    network, a wrong ``WANDB_BASE_URL``) within ``init_timeout`` seconds,
+    the logger warns once and logs offline; if even that fails, it writes
+    ``metrics.csv`` like :class:`CSVSearchLogger`. An error while logging
+    (the W&B service died) warns once and turns W&B off for the rest of the
+    search; the run folder's records do not depend on it.
+
     Args:
         project: W&B project (default ``WANDB_PROJECT`` or ``nas-lightning``).
         entity: W&B entity (default ``WANDB_ENTITY``).
         mode: ``online``, ``offline`` or ``disabled``; None picks as above.
-        name: run name (default: the run folder's name).
+        name: run name (default: the job's overrides in a Hydra sweep, e.g.
+            ``controller.hidden=50``; else the run folder's name).
         tags: run tags.
+        init_timeout: seconds ``wandb.init`` may take before the search
+            goes on without it (W&B's own default is 90 s, retried).
+        group: run group (default: the sweep's folder name in a Hydra sweep).
     """
 
     def __init__(
@@ -114,58 +158,139 @@ class WandbSearchLogger(SearchLogger):
         mode: str | None = None,
         name: str | None = None,
         tags: list[str] | None = None,
+        init_timeout: float = 15.0,
+        group: str | None = None,
     ) -> None:
         if mode not in (None, "online", "offline", "disabled"):
             raise ConfigError("mode", f"must be online, offline, disabled or null, got {mode!r}")
+        if not (isinstance(init_timeout, (int, float)) and init_timeout > 0):
+            raise ConfigError("init_timeout", f"must be a number > 0, got {init_timeout!r}")
         self.project = project or os.environ.get("WANDB_PROJECT", "nas-lightning")
         self.entity = entity or os.environ.get("WANDB_ENTITY")
         self.mode = mode
         self.name = name
         self.tags = list(tags or [])
+        self.init_timeout = float(init_timeout)
+        self.group = group
         self.run = None
+        self._step_keys: set[str] = set()
+        self.fallback: CSVSearchLogger | None = None
 
-    def start(self, run_dir: Path, config: dict[str, Any]) -> None:
-        os.environ.setdefault("WANDB_SILENT", "true")
-        import wandb
-
-        if wandb.run is not None:  # a previous search in this process
-            wandb.finish()
-        run_dir = Path(run_dir)
+    def _init(self, wandb: Any, mode: str, run_dir: Path, config: dict[str, Any]) -> Any:
         id_file = run_dir / "wandb_id.txt"
         run_id = id_file.read_text().strip() if id_file.exists() else None
-        self.run = wandb.init(
+        sweep_group, sweep_name = sweep_names()  # (None, None) outside a Hydra sweep
+        return wandb.init(
             project=self.project,
             entity=self.entity,
-            mode=wandb_mode(self.mode),
+            mode=mode,
             dir=str(run_dir),
-            name=self.name or run_dir.name,
+            name=self.name or sweep_name or run_dir.name,
+            group=self.group or sweep_group,
             tags=self.tags,
             config=config,
             id=run_id,
             resume="allow" if run_id else None,
             job_type="search",
+            settings=wandb.Settings(init_timeout=self.init_timeout),
         )
-        id_file.write_text(self.run.id)
-        self.run.define_metric("child/index")
-        for prefix in ("child/*", "controller/*", "best/*"):
-            self.run.define_metric(prefix, step_metric="child/index")
+
+    def start(self, run_dir: Path, config: dict[str, Any]) -> None:
+        os.environ.setdefault("WANDB_SILENT", "true")
+        import wandb
+
+        run_dir = Path(run_dir)
+        mode = wandb_mode(self.mode)
+        if mode == "online" and not has_api_key():
+            log.warning("W&B: online but no API key (wandb login or WANDB_API_KEY): logging "
+                        "offline; upload later with wandb sync")
+            mode = "offline"
+        try:
+            if wandb.run is not None:  # a previous search in this process
+                wandb.finish()
+            self.run = self._init(wandb, mode, run_dir, config)
+        except Exception as err:  # noqa: BLE001 - any W&B failure: go on without it
+            self.run = None
+            if mode == "online":
+                log.warning("W&B: online run did not start (%s): logging offline; upload "
+                            "later with wandb sync", _short(err))
+                try:
+                    self.run = self._init(wandb, "offline", run_dir, config)
+                except Exception as err2:  # noqa: BLE001
+                    err = err2
+            if self.run is None:
+                log.warning("W&B: could not start (%s): logging to metrics.csv instead",
+                            _short(err))
+                self.fallback = CSVSearchLogger()
+                self.fallback.start(run_dir, config)
+                return
+        try:
+            (run_dir / "wandb_id.txt").write_text(self.run.id)
+            self.run.define_metric("child/index")
+            for prefix in ("child/*", "controller/*", "best/*"):
+                self.run.define_metric(prefix, step_metric="child/index")
+        except Exception as err:  # noqa: BLE001
+            self._disable(err)
+
+    def _disable(self, err: BaseException) -> None:
+        """Stop using W&B for the rest of the search, with one warning."""
+        log.warning("W&B: %s; W&B logging is off for the rest of this search (the run "
+                    "folder has every record)", _short(err))
+        run, self.run = self.run, None
+        if run is not None:
+            try:
+                run.finish(exit_code=1)
+            except Exception:  # noqa: BLE001 - it is already broken
+                pass
 
     def log_child(self, record: dict[str, Any], stats: dict[str, float]) -> None:
+        if self.fallback is not None:
+            self.fallback.log_child(record, stats)
+        if self.run is None:
+            return
         row = _flat(record, stats)
         if record.get("best_reward") is not None:
             row["best/reward"] = record["best_reward"]
-        self.run.log(row)
+        try:
+            self.run.log(row)
+        except Exception as err:  # noqa: BLE001
+            self._disable(err)
 
-    def log_image(self, name: str, path: Path) -> None:
-        import wandb
-
-        self.run.log({name: wandb.Image(str(path))})
-
-    def finish(self, run_dir: Path, records: list[dict[str, Any]], best: dict | None) -> None:
-        import wandb
-
+    def log_metrics(self, metrics: dict[str, float], step_key: str) -> None:
+        if self.fallback is not None:
+            self.fallback.log_metrics(metrics, step_key)
         if self.run is None:
             return
+        try:
+            if step_key not in self._step_keys:
+                self._step_keys.add(step_key)
+                self.run.define_metric(step_key)
+                self.run.define_metric(f"{step_key.split('/')[0]}/*", step_metric=step_key)
+            self.run.log(metrics)
+        except Exception as err:  # noqa: BLE001
+            self._disable(err)
+
+    def log_image(self, name: str, path: Path) -> None:
+        if self.run is None:
+            return
+        try:
+            import wandb
+
+            self.run.log({name: wandb.Image(str(path))})
+        except Exception as err:  # noqa: BLE001
+            self._disable(err)
+
+    def finish(self, run_dir: Path, records: list[dict[str, Any]], best: dict | None) -> None:
+        if self.run is None:
+            return
+        try:
+            self._finish(run_dir, records, best)
+        except Exception as err:  # noqa: BLE001
+            self._disable(err)
+
+    def _finish(self, run_dir: Path, records: list[dict[str, Any]], best: dict | None) -> None:
+        import wandb
+
         columns = ["index", "reward", "val_acc", "params", "seconds", "status", "genotype"]
         rows = [
             [r["index"], r.get("reward"), r.get("val_acc"), r.get("params"), r.get("seconds"),

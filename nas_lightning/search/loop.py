@@ -15,19 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
+from nas_lightning.checks import check_search_config
 from nas_lightning.errors import ConfigError
 from nas_lightning.genotypes.base import genotype_to_dict
 from nas_lightning.search.builders import build, build_partial
 from nas_lightning.search.evaluator import ChildOutcome, LightningEvaluator
 from nas_lightning.search.loggers import SearchLogger
+from nas_lightning.search.progress import SearchProgress, print_banner
 from nas_lightning.search.records import RunRecorder
 from nas_lightning.search.runfolder import RunFolder, open_run_folder
+from nas_lightning.search.threads import apply_num_threads
 from nas_lightning.spaces.base import SearchSpace
 from nas_lightning.strategies.base import Proposal, Strategy
 from nas_lightning.utils import global_rank, quiet_lightning
+from nas_lightning.viz import draw_search
 
 log = logging.getLogger("nas_lightning.search")
 
@@ -102,9 +105,11 @@ def run_search(cfg: DictConfig) -> SearchResult:
 
 def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
     quiet_lightning()
-    if cfg.search.get("num_threads"):
-        torch.set_num_threads(int(cfg.search.num_threads))
+    check_search_config(cfg)  # every value, before anything is built or trained
+    threads = apply_num_threads(cfg)
     rank = global_rank()
+    if rank == 0:
+        print_banner(cfg, threads)
     start = time.perf_counter()
     num_children = int(cfg.search.num_children)
     if num_children < 1:
@@ -149,6 +154,9 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
         logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
     digest: list[dict[str, Any]] = []
     completed = False
+    progress = SearchProgress(cfg, num_children, done=len(records), enabled=rank == 0,
+                              threads=threads).start()
+
     try:
         for index in range(len(records), num_children):
             if getattr(strategy, "finished", False):
@@ -172,12 +180,15 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
             record["best_reward"] = recorder.best["reward"] if recorder.best else None
             if rank == 0:
                 logger.log_child(record, outcome.stats)
-                _progress(record, outcome.stats, num_children)
+                progress.child_end(record, outcome.stats)
             if cfg.search.get("rank_digest"):
                 digest.append({"index": index, "actions": list(proposal.actions),
                                "reward": outcome.reward, **_controller_digest(strategy)})
         completed = True
     finally:
+        progress.close()
+        if rank == 0:  # reward_curve.png, best_architecture.png (+ W&B images)
+            draw_search(run_dir, records, recorder.best, progress.baselines, logger)
         if rank == 0 and hasattr(strategy, "finish"):  # a strategy's own results (NetAdapt)
             strategy.finish(run_dir)
         summary = _finish(cfg, run_dir, records, recorder, probe, logger, rank, start,
@@ -196,26 +207,6 @@ def _controller_digest(strategy: Strategy) -> dict[str, Any]:
         return {}
     total = sum(float(p.detach().double().sum()) for p in controller.parameters())
     return {"controller_sum": total, "baseline": getattr(strategy, "baseline", None)}
-
-
-def _progress(record: dict[str, Any], stats: dict[str, float], total: int) -> None:
-    i = record["index"] + 1
-    if record["status"] != "ok":
-        log.info("child %d/%d %s (%s) %.1fs", i, total, record["status"],
-                 record.get("error"), record["seconds"])
-        return
-    parts = [f"child {i}/{total}", f"val_acc={record['val_acc']:.4f}",
-             f"reward={record['reward']:.4f}"]
-    if "baseline" in stats:
-        parts.append(f"baseline={stats['baseline']:.4f}")
-        parts.append(f"advantage={stats['advantage']:+.4f}")
-    for key, value in (record.get("extra") or {}).items():
-        if isinstance(value, float):
-            parts.append(f"{key}={value:.3g}")
-    parts.append(f"params={record['params'] / 1e3:.1f}k")
-    parts.append(f"{record['seconds']:.1f}s")
-    parts.append(f"best={record['best_reward']:.4f}")
-    log.info(" ".join(parts))
 
 
 def _finish(cfg, run_dir, records, recorder, probe, logger, rank, start,

@@ -37,8 +37,6 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from nas_lightning.errors import ConfigError
 from nas_lightning.search.signals import critical
 
@@ -176,6 +174,8 @@ class RunRecorder:
             "children": self.num_children,
             "last_actions": self.last_actions,
         }}
+        import torch  # here: `search.py --help` need not load it
+
         buffer = io.BytesIO()
         torch.save(state, buffer)
         with critical():
@@ -265,6 +265,8 @@ def recover_children(run_dir: str | Path) -> list[dict[str, Any]]:
 
 def load_strategy_state(run_dir: str | Path) -> dict[str, Any] | None:
     """The raw saved state (None without one); the resume checks are in ``resume.py``."""
+    import torch
+
     path = Path(run_dir) / STRATEGY
     if not path.is_file():
         return None

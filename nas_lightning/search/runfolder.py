@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import socket
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nas_lightning.errors import ConfigError
@@ -44,11 +42,9 @@ except ImportError:  # pragma: no cover - not on Windows
 log = logging.getLogger(__name__)
 
 LOCK = ".lock"
-# Appended to every new run folder's name (`<date>_<time>_<token>`): two
-# searches started in the same second get different folders. One per process,
-# so every part of Hydra's config that names the folder agrees.
-PROCESS_TOKEN = secrets.token_hex(3)
-
+# PROCESS_TOKEN (signals.py) is appended to every new run folder's name
+# (`<date>_<time>_<token>`): one per process, so every part of Hydra's config
+# that names the folder agrees.
 
 class RunFolderError(ConfigError):
     """The run folder cannot be used as asked (busy, not empty, inconsistent)."""
@@ -149,6 +145,8 @@ class RunFolder:
         path = self.run_dir / STRATEGY
         if not path.is_file():
             return None
+        import torch
+
         hint = "delete it to rebuild the strategy from children.jsonl"
         try:
             state = torch.load(path, weights_only=True)

@@ -15,10 +15,15 @@ no worse than a ``kill -9``.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+# A per-process token in new run folder names (conf/search.yaml's run_token): searches
+# started in the same second get different folders.
+PROCESS_TOKEN = secrets.token_hex(3)
 
 HANDLED = (signal.SIGTERM, signal.SIGINT)
 

@@ -7,8 +7,9 @@ layer, ``P(j -> i) = sigmoid(v^T tanh(W_prev h_j + W_curr h_i))``.
 
 Two readings of the paper's connectivity, chosen by ``connect_previous``:
 
-* ``True`` (default, the issue's rule): the previous layer always feeds the
-  next, so the anchor of layer ``i`` scores only the layers ``j < i - 1``
+* ``True`` (default: the connected outputs plus the previous layer): the
+  previous layer always feeds the next, so the anchor of layer ``i`` scores
+  only the layers ``j < i - 1``
   (a Bernoulli for ``i - 1`` would be a coin with no effect on the network
   and only add noise to REINFORCE). Every network is then a chain with
   extra skips and only layer 0 reads the image.

@@ -25,14 +25,17 @@ class TrainModule(ChildModule):
     """:class:`ChildModule` that records its architecture in the checkpoint.
 
     Args:
-        net: the network.
-        num_classes: classes of the task.
+        net: the network; None builds it from ``architecture`` (what
+            ``TrainModule.load_from_checkpoint(path)`` does).
+        num_classes: classes of the task (None: ``architecture["num_classes"]``).
         architecture: plain JSON data: ``genotype`` (``genotype_to_dict``),
             ``model`` (builder keyword arguments), ``in_channels``,
             ``num_classes``, ``image_size``, ``dataset``.
         recipe: the training recipe, as plain data (for the loggers).
         seed: reseed torch before every training batch from ``(seed, batch
             number, rank)``; None leaves torch's generator alone.
+        options: :class:`ChildModule` options saved in a checkpoint (the plain
+            values among ``kwargs``); ``kwargs`` override them.
         **kwargs: :class:`ChildModule` options (optimizer, scheduler, ...).
 
     Augmentation and drop-path draw from torch's global generator, whose
@@ -45,16 +48,28 @@ class TrainModule(ChildModule):
 
     def __init__(
         self,
-        net: nn.Module,
-        num_classes: int,
-        architecture: dict[str, Any],
+        net: nn.Module | None = None,
+        num_classes: int | None = None,
+        architecture: dict[str, Any] | None = None,
         recipe: dict[str, Any] | None = None,
         seed: int | None = None,
+        options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(architecture, dict):
+            raise ConfigError("architecture", "a TrainModule needs its architecture record")
+        if net is None:
+            net = network_from_architecture(architecture)
+        if num_classes is None:
+            num_classes = int(architecture["num_classes"])
+        kwargs = {**(options or {}), **kwargs}
         super().__init__(net, num_classes, **kwargs)
         self.seed = seed
-        self.save_hyperparameters({"architecture": architecture, "recipe": recipe or {}})
+        plain = {k: v for k, v in kwargs.items() if isinstance(v, bool | int | float | str)}
+        self.save_hyperparameters(
+            {"architecture": architecture, "recipe": recipe or {}, "seed": seed,
+             "options": plain}
+        )
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         trainer = self.trainer  # only a Trainer calls this hook
@@ -62,6 +77,18 @@ class TrainModule(ChildModule):
             index = trainer.fit_loop.epoch_loop.batch_progress.total.ready
             torch.manual_seed((self.seed * 1_000_003 + index * 7_919 + trainer.global_rank) % 2**62)
         return batch
+
+
+def network_from_architecture(architecture: dict[str, Any]) -> nn.Module:
+    """The (untrained) network a checkpoint's architecture record describes."""
+    from nas_lightning.models.registry import build_model
+
+    for key in ("genotype", "model", "in_channels", "num_classes"):
+        if key not in architecture:
+            raise GenotypeError(f"the architecture record lacks {key!r}")
+    genotype = genotype_from_dict(architecture["genotype"])
+    return build_model(genotype, int(architecture["in_channels"]),
+                       int(architecture["num_classes"]), dict(architecture["model"]))
 
 
 def _load(path: str | Path) -> Any:

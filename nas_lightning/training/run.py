@@ -23,8 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from torch import nn
 
+from nas_lightning.checks import check_train_config
 from nas_lightning.errors import ConfigError
-from nas_lightning.export import export_onnx
+from nas_lightning.export import export_onnx, model_metadata
 from nas_lightning.genotypes.base import (
     genotype_from_dict,
     genotype_to_dict,
@@ -43,6 +44,7 @@ from nas_lightning.training.module import (
     read_checkpoint_epoch,
 )
 from nas_lightning.utils import global_rank, quiet_lightning
+from nas_lightning.viz import save_architecture
 
 log = logging.getLogger("nas_lightning.train")
 
@@ -167,6 +169,7 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
     # eval_only tests a checkpoint without the checkpoint callback that wrote it.
     warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
     start = time.perf_counter()
+    check_train_config(cfg)  # every value, before anything is built or trained
     rank = global_rank()
     run_dir = Path(cfg.run_dir)
     seed = int(cfg.seed)
@@ -243,6 +246,7 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         save_genotype(genotype, run_dir / "genotype.json")
+        save_architecture(genotype, run_dir / "architecture.png", title=genotype.kind)
     log.info("%s %s: %s", "evaluating" if eval_only else "training", genotype.kind, genotype)
 
     fit_seconds = 0.0
@@ -305,7 +309,8 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
     summary["wall_seconds"] = round(time.perf_counter() - start, 2)
     if rank == 0:
         (run_dir / "summary.json").write_text(_dumps(summary))
-        files = [run_dir / "summary.json", run_dir / "genotype.json", run_dir / "model.onnx"]
+        files = [run_dir / "summary.json", run_dir / "genotype.json", run_dir / "model.onnx",
+                 run_dir / "architecture.png"]
         if saved["best"]:
             files.append(Path(saved["best"]))
         log_final(logger, summary, files)
@@ -354,6 +359,9 @@ def _measure_and_export(cfg, net, datamodule, input_shape, run_dir, summary) -> 
             run_dir / "model.onnx",
             opset=int(export.get("opset", 17)),
             atol=float(export.get("atol", 1e-4)),
+            metadata=model_metadata(
+                datamodule, genotype_from_dict(summary["genotype"]), tuple(input_shape)
+            ),
         )
     except Exception as err:  # keep the trained model and its card even if export fails
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""

@@ -1,0 +1,108 @@
+"""Console entry points ``nas-search`` and ``nas-train``, and the bodies of search.py/train.py.
+
+``search.py`` and ``train.py`` in a clone and the installed commands run the
+same functions (``search_task``, ``train_task``) on the same configs: a clone
+reads its top-level ``conf/``; an installed wheel carries a copy of it inside
+the package (``nas_lightning/conf``, made when the wheel is built, see
+setup.py). Output folders are relative to the working directory either way.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from nas_lightning.entry import EXIT_USAGE, check_overrides, one_line_errors
+from nas_lightning.search.signals import PROCESS_TOKEN, SearchInterrupted
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+# Exit status of a search (README, "What a run folder guarantees").
+EXIT_BAD_CONFIG = EXIT_USAGE  # a bad value, file or run folder: one line
+EXIT_ALL_FAILED = 3
+
+# `resume=<run>` continues in that run's folder instead of a new dated one.
+OmegaConf.register_new_resolver("resume_or", lambda resume, new: resume or new, replace=True)
+# A per-process token in new folder names: searches started together never share one.
+OmegaConf.register_new_resolver("run_token", lambda: PROCESS_TOKEN, replace=True)
+
+
+def config_dir() -> str:
+    """The config folder: the package's copy (installed) or the clone's ``conf/``."""
+    for candidate in (PACKAGE / "conf", PACKAGE.parent / "conf"):
+        if (candidate / "search.yaml").is_file():
+            return str(candidate)
+    raise FileNotFoundError(
+        f"no configs found in {PACKAGE / 'conf'} or {PACKAGE.parent / 'conf'}: "
+        "reinstall nas-lightning, or run from a clone"
+    )
+
+
+@one_line_errors
+def search_task(cfg: DictConfig) -> float | None:
+    """Run (or resume) the configured search.
+
+    Exit status: 0 finished, 2 bad config or unusable run folder, 3 every
+    child failed, 128 + signal when interrupted (130 Ctrl-C, 143 SIGTERM):
+    the folder is then resumable.
+    """
+    from nas_lightning.search.progress import print_banner
+
+    print_banner(cfg)  # before torch is imported: what will run, in the first second
+    from hydra.utils import instantiate
+
+    from nas_lightning.search.loop import run_search
+    from nas_lightning.search.resume import resume_config
+
+    run_dir = cfg.resume or cfg.run_dir
+    try:
+        if cfg.resume:
+            cfg = resume_config(cfg)
+        # A search with its own runner (experiment=enas) replaces the standalone loop.
+        run = instantiate(cfg.search.runner) if cfg.search.get("runner") else run_search
+        result = run(cfg)
+    except SearchInterrupted as stop:
+        print(f"interrupted ({stop}): resume with python search.py resume={run_dir}",
+              file=sys.stderr)
+        sys.exit(stop.exit_code)
+    if result.summary.get("status") == "failed":
+        first = next((r.get("error") for r in result.records if r.get("error")), None)
+        print(f"error: all {len(result.records)} children failed (first: {first}); "
+              f"see {run_dir}/children.jsonl", file=sys.stderr)
+        sys.exit(EXIT_ALL_FAILED)
+    return result.best["reward"] if result.best else None
+
+
+@one_line_errors
+def train_task(cfg: DictConfig) -> float | None:
+    """Train (or evaluate) the configured architecture; bad input exits 2 with one line."""
+    from nas_lightning.training import run_train
+
+    summary = run_train(cfg)
+    return summary["test_acc"]
+
+
+def search() -> None:
+    """``nas-search [overrides]``: the same as ``python search.py [overrides]``."""
+    import hydra
+
+    check_overrides("search", sys.argv[1:], Path(config_dir()))
+    hydra.main(version_base="1.3", config_path=config_dir(), config_name="search")(
+        search_task
+    )()
+
+
+def train() -> None:
+    """``nas-train [overrides]``: the same as ``python train.py [overrides]``."""
+    import hydra
+
+    from nas_lightning.training.cli import model_group_for
+
+    extra = model_group_for(sys.argv[1:], Path(config_dir()))
+    if extra:
+        sys.argv.append(extra)
+    check_overrides("train", sys.argv[1:], Path(config_dir()))
+    hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")(train_task)()

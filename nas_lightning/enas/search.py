@@ -1,0 +1,305 @@
+"""An ENAS search: `python search.py experiment=enas`.
+
+``run_enas(cfg)`` builds the space, the strategy (the standalone search's
+REINFORCE/PPO over the same LSTM controller), the supernet and the data,
+trains the supernet with :class:`EnasModule` (controller steps after each
+epoch), then samples ``enas.final_candidates`` architectures from the trained
+controller, scores each on the whole validation split with the shared
+weights and writes the best as ``best.json``.
+
+The run folder is a search's: ``config.yaml``; ``children.jsonl`` with one
+record per controller step (reward from one validation minibatch, marked
+``"weight_sharing": true``); ``best.json`` (during the search the best
+controller step so far, at the end the best final candidate, loadable by
+``train.py genotype=...``); ``candidates.json``; ``strategy.pt``;
+``summary.json``; ``checkpoints/last.ckpt`` (supernet, optimizer, strategy
+state: ``resume=<run>`` continues from it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from nas_lightning.enas.module import EnasHooks, EnasModule
+from nas_lightning.errors import ConfigError
+from nas_lightning.genotypes.base import genotype_to_dict
+from nas_lightning.search.builders import build, build_partial
+from nas_lightning.search.loggers import SearchLogger
+from nas_lightning.search.records import CHILDREN, RunRecorder, atomic_write
+from nas_lightning.search.runfolder import RunFolder, open_run_folder
+from nas_lightning.search.threads import apply_num_threads
+from nas_lightning.spaces.nasnet import NASNetSpace
+from nas_lightning.strategies.base import Strategy
+from nas_lightning.utils import global_rank, quiet_lightning
+
+log = logging.getLogger("nas_lightning.enas")
+
+CHECKPOINT = "checkpoints/last.ckpt"
+
+
+@dataclass
+class EnasResult:
+    """What a finished ENAS search returns (and what its run folder holds)."""
+
+    run_dir: Path
+    records: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    candidates: list[dict[str, Any]]
+    strategy: Strategy
+    space: NASNetSpace
+    seconds: float
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class RunHooks(EnasHooks):
+    """Writes the module's records to the run folder and its metrics to the logger."""
+
+    def __init__(
+        self, recorder: RunRecorder, logger: SearchLogger, records: list, rank: int
+    ) -> None:
+        self.recorder, self.logger, self.records, self.rank = recorder, logger, records, rank
+        self.epoch_start = time.perf_counter()
+
+    def supernet_step(self, metrics: dict[str, float]) -> None:
+        if self.rank == 0:
+            self.logger.log_metrics(metrics, "supernet/step")
+
+    def controller_record(self, record: dict[str, Any]) -> None:
+        self.recorder.append_child(record)  # on disk before the strategy learns from it
+        self.records.append(record)
+
+    def controller_told(self, record: dict[str, Any], stats: dict[str, float]) -> None:
+        record["best_reward"] = self.recorder.best["reward"] if self.recorder.best else None
+        if self.rank == 0:
+            self.logger.log_child(record, stats)
+
+    def epoch_end(self, epoch: int, steps: int, records: list[dict[str, Any]]) -> None:
+        rewards = [r["reward"] for r in records]
+        mean = sum(rewards) / len(rewards) if rewards else float("nan")
+        log.info(
+            "epoch %d: %d supernet steps, controller mean reward %.4f over %d steps, %.1fs",
+            epoch + 1,
+            steps,
+            mean,
+            len(rewards),
+            time.perf_counter() - self.epoch_start,
+        )
+        self.epoch_start = time.perf_counter()
+
+
+def _config_int(value: Any, key: str, minimum: int) -> int:
+    if not isinstance(value, int) or value < minimum:
+        raise ConfigError(key, f"must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _restore_records(
+    run_dir: Path, records: list[dict[str, Any]], checkpoint: Path | None
+) -> list[dict[str, Any]]:
+    """The records the checkpoint has seen; later ones (after it) are cut from disk.
+
+    A killed search recorded controller steps after its last checkpoint; the
+    resumed run trains that epoch again and records them anew.
+    """
+    steps = 0
+    if checkpoint is not None:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        steps = int(state["enas"]["controller_step"])
+    if len(records) < steps:
+        raise ConfigError(
+            "resume", f"{run_dir / CHILDREN} has {len(records)} records, the checkpoint {steps}"
+        )
+    if len(records) > steps:
+        records = records[:steps]
+        text = "".join(json.dumps(r) + "\n" for r in records)
+        atomic_write(run_dir / CHILDREN, text.encode())
+    return records
+
+
+def run_enas(cfg: DictConfig) -> EnasResult:
+    """Run (or resume) the ENAS search described by ``cfg``.
+
+    The run folder is held as for any search (lock, signals: runfolder.py);
+    SIGTERM or Ctrl-C leaves it resumable from the last epoch's checkpoint.
+    """
+    with open_run_folder(cfg) as folder:
+        return _run_enas(cfg, folder)
+
+
+def _run_enas(cfg: DictConfig, folder: RunFolder) -> EnasResult:
+    quiet_lightning()
+    # the datamodule has a validation loader; ENAS uses it outside Lightning's loop
+    warnings.filterwarnings("ignore", message=".*no `validation_step`.*")
+    apply_num_threads(cfg)
+    start = time.perf_counter()
+    rank = global_rank()
+    e = cfg.get("enas")
+    if e is None:
+        raise ConfigError("enas", "is missing (use experiment=enas)")
+    run_dir = Path(cfg.resume or cfg.run_dir)
+    epochs = _config_int(e.epochs, "enas.epochs", 1)
+    num_final = _config_int(e.final_candidates, "enas.final_candidates", 1)
+    eval_batch_size = _config_int(e.eval_batch_size, "enas.eval_batch_size", 1)
+
+    # Build everything first: a bad value stops the run before any training.
+    space = build(cfg.search_space, "search_space")
+    if not isinstance(space, NASNetSpace):
+        raise ConfigError(
+            "search_space", "ENAS runs on the NASNet cell space (search_space=nasnet)"
+        )
+    if cfg.strategy.get("controller") is not None:
+        build_partial(cfg.controller, "controller", space.decisions)  # validates it
+    strategy: Strategy = build_partial(cfg.strategy, "strategy", space=space, seed=int(cfg.seed))
+    datamodule = build(cfg.dataset, "dataset")
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)  # the supernet's init
+    supernet = build_partial(
+        e.supernet,
+        "enas.supernet",
+        num_blocks=space.num_blocks,
+        ops=space.ops,
+        combines=space.combines,
+        in_channels=datamodule.in_channels,
+        num_classes=datamodule.num_classes,
+    )
+    optimizer = build(e.optimizer, "enas.optimizer")
+    trainer_factory = build(cfg.trainer, "trainer")
+    logger: SearchLogger = build(cfg.logger, "logger") if cfg.get("logger") else SearchLogger()
+
+    checkpoint = run_dir / CHECKPOINT
+    resume_from = checkpoint if cfg.resume and checkpoint.is_file() else None
+    records = folder.records
+    if cfg.resume and rank == 0:
+        records = _restore_records(run_dir, records, resume_from)
+    recorder = RunRecorder(run_dir, enabled=rank == 0, run_id=folder.run_id, recorded=records)
+    hooks = RunHooks(recorder, logger, records, rank)
+    try:
+        module = EnasModule(
+            supernet,
+            strategy,
+            optimizer=optimizer,
+            lr_min=float(e.lr_min),
+            controller_steps=e.controller_steps,
+            controller_batch_size=e.controller_batch_size,
+            entropy_reward_weight=float(e.entropy_reward_weight),
+            channels_last=bool(e.channels_last),
+            hooks=hooks,
+            log_every_n_steps=e.log_every_n_steps,
+            seed=int(cfg.seed),
+        )
+    except ConfigError as err:
+        raise err.prefixed("enas") from None
+    if rank == 0:
+        folder.write_config(cfg)
+        logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
+    if resume_from is not None:
+        log.info("resuming %s from %s (%d controller steps)", run_dir, resume_from, len(records))
+
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    datamodule.seed = int(cfg.seed)
+    trainer = trainer_factory(
+        max_epochs=epochs,
+        callbacks=[
+            ModelCheckpoint(
+                dirpath=str(run_dir / "checkpoints"),
+                save_last=True,
+                save_top_k=0,
+                save_on_train_epoch_end=True,
+            ),
+        ],
+        logger=False,
+        enable_checkpointing=True,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        use_distributed_sampler=False,
+        limit_train_batches=e.get("limit_train_batches") or 1.0,
+        gradient_clip_val=e.get("grad_clip"),
+        default_root_dir=str(run_dir),
+    )
+    candidates: list[dict[str, Any]] = []
+    completed = False
+    try:
+        trainer.fit(
+            module,
+            datamodule=datamodule,
+            ckpt_path=str(resume_from) if resume_from else None,
+        )
+        candidates = final_candidates(module, strategy, datamodule, num_final, eval_batch_size)
+        best = max(candidates, key=lambda c: c["reward"])
+        recorder.best = best
+        recorder.write_json("best.json", best)
+        recorder.write_json("candidates.json", candidates)
+        recorder.save_strategy(strategy.state_dict())
+        log.info(
+            "best candidate %d: val_acc=%.4f (shared weights, %d images)",
+            best["index"],
+            best["val_acc"],
+            len(datamodule.data["val"]),
+        )
+        log.info("best genotype: %s", json.dumps(best["genotype"]))
+        completed = True
+    finally:
+        summary = {
+            "status": folder.status(completed),
+            "controller_steps": len(records),
+            "supernet_steps": int(trainer.global_step),
+            "epochs": int(trainer.current_epoch),
+            "final_candidates": len(candidates),
+            "wall_seconds": round(time.perf_counter() - start, 2),
+            "best_val_acc": recorder.best.get("val_acc") if candidates else None,
+            "weight_sharing": True,
+        }
+        if rank == 0:
+            recorder.write_json("summary.json", summary)
+            logger.finish(run_dir, records, recorder.best if candidates else None)
+            log.info("run folder: %s", os.path.abspath(run_dir))
+    return EnasResult(
+        run_dir,
+        records,
+        recorder.best,
+        candidates,
+        strategy,
+        space,
+        time.perf_counter() - start,
+        summary,
+    )
+
+
+def final_candidates(
+    module: EnasModule, strategy: Strategy, datamodule: Any, n: int, batch_size: int
+) -> list[dict[str, Any]]:
+    """Sample ``n`` architectures and score each on the whole validation split."""
+    module.eval()
+    out = []
+    for i, proposal in enumerate(strategy.ask(n)):
+        start = time.perf_counter()
+        acc = module.score(proposal.genotype, datamodule, batch_size)
+        out.append(
+            {
+                "index": i,
+                "status": "ok",
+                "phase": "final",
+                "reward": acc,
+                "val_acc": acc,
+                "genotype": genotype_to_dict(proposal.genotype),
+                "actions": list(proposal.actions),
+                "weight_sharing": True,
+                "seconds": round(time.perf_counter() - start, 4),
+                "val_images": len(datamodule.data["val"]),
+            }
+        )
+        log.info("candidate %d/%d: val_acc=%.4f", i + 1, n, acc)
+    return out

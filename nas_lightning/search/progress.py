@@ -1,0 +1,293 @@
+"""What a search prints: a start banner, one line per child, a progress bar with ETA.
+
+The banner says what will run (space, strategy, budget, executor, run folder)
+before anything slow happens: ``search.py`` prints it before torch is even
+imported, so this module imports neither torch nor Lightning. Each finished
+child gives one log line (also in ``search.log``) ending with the estimated
+time left. On a terminal a ``rich`` progress bar sits below those lines;
+``search.progress=plain`` (the default when stdout is not a terminal, e.g.
+in CI or under ``nohup``, and under ``logger=csv``) keeps to plain lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from nas_lightning.errors import ConfigError
+from nas_lightning.search.threads import resolve_num_threads
+
+log = logging.getLogger("nas_lightning.search")
+
+MODES = ("auto", "bar", "plain")
+_bannered: set[str] = set()  # run folders whose banner was printed by this process
+
+
+def format_seconds(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``1h02m``: short enough for a progress line."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _short(node: Any) -> str | None:
+    """The class or function name a config node instantiates."""
+    if isinstance(node, DictConfig | dict) and node.get("_target_"):
+        return str(node["_target_"]).rsplit(".", 1)[-1]
+    return None
+
+
+def _choices() -> dict[str, str]:
+    """Hydra's group choices (``search_space: nasnet``), when run under Hydra."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            return {k: str(v) for k, v in HydraConfig.get().runtime.choices.items()
+                    if v is not None}
+    except (ImportError, ValueError):
+        pass
+    return {}
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    """A value by dotted key; None when missing or not resolvable outside Hydra."""
+    try:
+        return OmegaConf.select(cfg, key, default=None)
+    except Exception:  # noqa: BLE001 - a resolver that needs Hydra: just leave it out
+        return None
+
+
+def _name(cfg: DictConfig, group: str, choices: dict[str, str]) -> str:
+    short = _short(_select(cfg, group))
+    choice = choices.get(group)
+    if choice and short and choice.lower() != short.lower():
+        return f"{choice} ({short})"
+    return choice or short or "-"
+
+
+def _recorded(run_dir: str | None) -> int:
+    """Children already recorded in a run folder being resumed."""
+    if not run_dir:
+        return 0
+    path = Path(run_dir) / "children.jsonl"
+    if not path.is_file():
+        return 0
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def _threads_text(cfg: DictConfig, threads: int | None) -> str:
+    """Torch threads per child as the search will set them (no torch import)."""
+    if threads is None:
+        try:
+            threads = resolve_num_threads(_select(cfg, "search.num_threads"),
+                                          _select(cfg, "executor"))
+        except ConfigError:
+            return "torch threads: invalid search.num_threads"
+    if threads is None:
+        omp = os.environ.get("OMP_NUM_THREADS")
+        return f"{omp} torch threads (OMP_NUM_THREADS)" if omp else "torch's default threads"
+    return f"{threads} torch thread{'s' if threads != 1 else ''}"
+
+
+def banner_lines(cfg: DictConfig, threads: int | None = None) -> list[str]:
+    """What the search will do, in a few lines, from the config alone."""
+    choices = _choices()
+    total = _select(cfg, "search.num_children")
+    resume = _select(cfg, "resume")
+    done = _recorded(resume)
+    budget = f"{total} child{'ren' if total != 1 else ''}"
+    if resume:
+        budget += f" (resuming after {done})"
+    lines = [
+        f"search: {_name(cfg, 'search_space', choices)} with "
+        f"{_name(cfg, 'strategy', choices)}, {budget}, "
+        f"reward {_name(cfg, 'reward', choices)}, seed {_select(cfg, 'seed')}",
+    ]
+    epochs = _select(cfg, "child.epochs")
+    subset = _select(cfg, "child.train_subset")
+    images = f"{subset} images" if subset else "all images"
+    trainer = choices.get("trainer") or _select(cfg, "trainer.accelerator") or "-"
+    child = (f"each child: {epochs} epoch{'s' if epochs != 1 else ''} x {images} of "
+             f"{_name(cfg, 'dataset', choices)}, trainer {trainer}")
+    child += f", {_threads_text(cfg, threads)}"
+    lines.append(child)
+    executor = _select(cfg, "executor")
+    if executor:
+        slots = executor.get("max_concurrent")
+        lines.append(f"executor: {_name(cfg, 'executor', choices)}"
+                     + (f", {slots} children at once" if slots else ""))
+    if _select(cfg, "latency"):
+        lines.append(f"latency: {_name(cfg, 'latency', choices)}")
+    logger = _name(cfg, "logger", choices) if _select(cfg, "logger") else "none"
+    lines.append(f"logger: {logger}; time left is estimated after the first child")
+    run_dir = resume or _select(cfg, "run_dir")
+    if run_dir:
+        lines.append(f"run folder: {Path(str(run_dir)).resolve()}")
+    return lines
+
+
+def print_banner(cfg: DictConfig, threads: int | None = None) -> None:
+    """Log the banner once per run folder and process."""
+    key = str(_select(cfg, "resume") or _select(cfg, "run_dir"))
+    if key in _bannered:
+        return
+    _bannered.add(key)
+    for line in banner_lines(cfg, threads):
+        log.info(line)
+
+
+def progress_mode(cfg: DictConfig, stream: Any = None) -> str:
+    """``bar`` or ``plain``, from ``search.progress`` (auto: bar on a terminal only)."""
+    mode = _select(cfg, "search.progress") or "auto"
+    if mode not in MODES:
+        raise ConfigError("search.progress", f"must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode != "auto":
+        return mode
+    stream = sys.stdout if stream is None else stream
+    tty = bool(getattr(stream, "isatty", lambda: False)())
+    csv = "CSV" in (_short(_select(cfg, "logger")) or "")
+    return "bar" if tty and not csv else "plain"
+
+
+def child_line(record: dict[str, Any], stats: dict[str, float], total: int) -> str:
+    """The one log line of a finished child."""
+    i = record["index"] + 1
+    if record["status"] != "ok":
+        return (f"child {i}/{total} {record['status']} ({record.get('error')}) "
+                f"{record['seconds']:.1f}s")
+    parts = [f"child {i}/{total}", f"val_acc={record['val_acc']:.4f}",
+             f"reward={record['reward']:.4f}"]
+    if "baseline" in stats:
+        parts.append(f"baseline={stats['baseline']:.4f}")
+    if "advantage" in stats:
+        parts.append(f"advantage={stats['advantage']:+.4f}")
+    for key, value in (record.get("extra") or {}).items():
+        if isinstance(value, float):
+            parts.append(f"{key}={value:.3g}")
+    if isinstance(record.get("params"), int | float):
+        parts.append(f"params={record['params'] / 1e3:.1f}k")
+    parts.append(f"{record['seconds']:.1f}s")
+    if record.get("best_reward") is not None:
+        parts.append(f"best={record['best_reward']:.4f}")
+    return " ".join(parts)
+
+
+class SearchProgress:
+    """Banner, per-child lines with ETA, and (on a terminal) a live bar.
+
+    Args:
+        cfg: the search config (for the banner and ``search.progress``).
+        total: the budget in children.
+        done: children already recorded (a resumed search).
+        enabled: False on every DDP rank but 0: they print nothing.
+        threads: torch threads per child, for the banner.
+    """
+
+    def __init__(self, cfg: DictConfig, total: int, done: int = 0, enabled: bool = True,
+                 threads: int | None = None) -> None:
+        self.cfg = cfg
+        self.total = total
+        self.done = done
+        self.enabled = enabled
+        self.threads = threads
+        self.mode = progress_mode(cfg)
+        self.best: float | None = None
+        self.baselines: dict[int, float] = {}  # child index -> controller baseline
+        self._start = time.perf_counter()
+        self._finished_here = 0
+        self._bar = None
+        self._task = None
+        self._swapped: list[tuple[logging.StreamHandler, Any]] = []
+
+    def eta_seconds(self) -> float | None:
+        """Wall time left: the mean wall time per child so far times children left."""
+        if self._finished_here == 0:
+            return None
+        per_child = (time.perf_counter() - self._start) / self._finished_here
+        return per_child * max(0, self.total - self.done)
+
+    def start(self) -> SearchProgress:
+        if not self.enabled:
+            return self
+        print_banner(self.cfg, self.threads)
+        self._start = time.perf_counter()
+        if self.mode == "bar":
+            self._start_bar()
+        return self
+
+    def _start_bar(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._bar = Progress(
+            SpinnerColumn(), TextColumn("children"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("left {task.fields[eta]}"),
+            TextColumn("best {task.fields[best]}"),
+            refresh_per_second=1, redirect_stdout=True, redirect_stderr=True,
+            console=Console(soft_wrap=True),  # a long child line stays one line
+        )
+        self._task = self._bar.add_task("search", total=self.total, completed=self.done,
+                                        eta="after child 1", best="-")
+        originals = (sys.stdout, sys.stderr)
+        self._bar.start()
+        # Log lines go through the bar's console so they print above it.
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(
+                    handler, logging.FileHandler) and handler.stream in originals:
+                proxy = sys.stdout if handler.stream is originals[0] else sys.stderr
+                if proxy is not handler.stream:  # rich redirects only on a terminal
+                    self._swapped.append((handler, handler.stream))
+                    handler.setStream(proxy)
+
+    def child_end(self, record: dict[str, Any], stats: dict[str, float]) -> None:
+        """One finished child: its line (with time left) and the bar's step."""
+        self.done = max(self.done, record["index"] + 1)
+        self._finished_here += 1
+        if isinstance(stats.get("baseline"), int | float):
+            self.baselines[record["index"]] = float(stats["baseline"])
+        if record.get("best_reward") is not None:
+            self.best = record["best_reward"]
+        if not self.enabled:
+            return
+        eta = self.eta_seconds()
+        line = child_line(record, stats, self.total)
+        if eta is not None and self.done < self.total:
+            line += f" left~{format_seconds(eta)}"
+        log.info(line)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done,
+                             eta=format_seconds(eta) if eta is not None else "-",
+                             best=f"{self.best:.4f}" if self.best is not None else "-")
+
+    def close(self) -> None:
+        """Stop the bar and give log handlers their streams back (idempotent)."""
+        for handler, stream in self._swapped:
+            handler.setStream(stream)
+        self._swapped = []
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def __enter__(self) -> SearchProgress:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

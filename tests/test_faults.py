@@ -1,0 +1,75 @@
+"""Fault injection: searches killed at named and random points resume to the same run.
+
+Slow (each search is a process); the same trials print a table with
+`python tests/fault_harness.py` (README, "What a run folder guarantees").
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+
+import pytest
+from fault_harness import (
+    NAMED,
+    Zygote,
+    concurrent_resumes,
+    concurrent_starts,
+    named_trial,
+    random_trial,
+    reference_run,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A zygote and the uninterrupted search every trial is compared with."""
+    work = tmp_path_factory.mktemp("faults")
+    z = Zygote()
+    try:
+        yield z, work, reference_run(z, work)
+    finally:
+        z.close()
+
+
+def check(trial) -> None:
+    assert trial.kills >= 1, trial
+    assert trial.lost == 0 and trial.duplicated == 0, trial
+    assert not trial.bad_status, trial
+    assert trial.identical, trial
+
+
+@pytest.mark.parametrize("points", NAMED, ids=["+".join(p) for p in NAMED])
+def test_killed_inside_a_write(lab, points):
+    z, work, reference = lab
+    trial = named_trial(z, work, points, reference)
+    assert trial.kills == len(points), trial
+    check(trial)
+
+
+@pytest.mark.parametrize("number", range(4))
+def test_killed_at_a_random_moment(lab, number):
+    z, work, reference = lab
+    check(random_trial(z, work, random.Random(number), number, reference))
+
+
+@pytest.mark.parametrize("number", range(2))
+def test_sigterm_at_a_random_moment(lab, number):
+    z, work, reference = lab
+    check(random_trial(z, work, random.Random(100 + number), number, reference,
+                       signal.SIGTERM, stops=1))
+
+
+def test_two_resumes_of_one_folder(lab):
+    z, work, reference = lab
+    trial = concurrent_resumes(z, work, reference)
+    assert not trial.bad_status and trial.identical and not trial.duplicated, trial
+
+
+def test_two_searches_started_together(lab):
+    _, work, reference = lab
+    trial = concurrent_starts(work, reference)
+    assert not trial.bad_status and trial.identical, trial
+    assert trial.lost == 0 and trial.duplicated == 0, trial

@@ -1,0 +1,51 @@
+"""Where torch's own parts replaced hand-written ones, they give the same numbers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas_lightning.genotypes import named_genotypes
+from nas_lightning.models.mobile_blocks import HardSigmoid, HSwish
+from nas_lightning.models.profile import count_macs
+from nas_lightning.models.registry import build_model
+
+
+def hook_count(model: nn.Module, shape: tuple[int, ...]) -> int:
+    """The per-layer MAC count (conv and linear forward hooks) the counter must match."""
+    total = 0
+
+    def conv(m, _i, out):
+        nonlocal total
+        total += out[0].numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    def linear(m, _i, out):
+        nonlocal total
+        total += out[0].numel() * m.in_features
+
+    handles = [m.register_forward_hook(conv) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    handles += [m.register_forward_hook(linear) for m in model.modules()
+                if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, *shape))
+    for h in handles:
+        h.remove()
+    return total
+
+
+@pytest.mark.parametrize("name,shape,classes,kwargs", [
+    ("nasnet_a", (3, 32, 32), 10, {"filters": 8, "cells_per_stage": 1}),
+    ("mnasnet_a1", (3, 224, 224), 1000, {}),
+    ("mobilenetv3_small", (3, 224, 224), 1000, {}),
+])
+def test_flop_counter_macs_equal_the_per_layer_count(name, shape, classes, kwargs):
+    net = build_model(named_genotypes()[name], 3, classes, kwargs)
+    assert count_macs(net, shape) == hook_count(net, shape)
+
+
+def test_torch_hard_activations_equal_the_formulas_bit_for_bit():
+    x = torch.cat([torch.randn(100_000) * 6, torch.tensor([-3.0, 3.0, 0.0, -1e-8, 6.0])])
+    assert torch.equal(HSwish()(x), x * F.relu6(x + 3.0) / 6.0)
+    assert torch.equal(HardSigmoid()(x), F.relu6(x + 3.0) / 6.0)

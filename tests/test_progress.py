@@ -1,0 +1,169 @@
+"""The start banner, per-child lines with time left, the live bar, the thread default."""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, compose_config
+from omegaconf import OmegaConf
+
+from nas_lightning.errors import ConfigError
+from nas_lightning.search import progress as progress_mod
+from nas_lightning.search.progress import (
+    SearchProgress,
+    banner_lines,
+    child_line,
+    format_seconds,
+    progress_mode,
+)
+from nas_lightning.search.threads import auto_num_threads, resolve_num_threads
+
+
+def _cfg(tmp_path, *overrides):
+    return compose_config("search", [f"run_dir={tmp_path / 'run'}", *overrides])
+
+
+def _record(index, reward, best, status="ok"):
+    return {"index": index, "status": status, "reward": reward, "val_acc": reward,
+            "params": 12345, "seconds": 1.5, "extra": {}, "best_reward": best,
+            "error": None if status == "ok" else "boom"}
+
+
+def test_format_seconds():
+    assert format_seconds(0) == "0s"
+    assert format_seconds(59.4) == "59s"
+    assert format_seconds(185) == "3m05s"
+    assert format_seconds(3 * 3600 + 120) == "3h02m"
+
+
+def test_banner_names_space_strategy_budget_and_run_folder(tmp_path):
+    lines = banner_lines(_cfg(tmp_path, "experiment=nasnet", "search.num_children=7"),
+                         threads=1)
+    text = "\n".join(lines)
+    assert "NASNetSpace" in text and "PPO" in text
+    assert "7 children" in text and "1 torch thread" in text
+    assert "EmbeddedFashionMNIST" in text
+    assert str((tmp_path / "run").resolve()) in lines[-1]
+
+
+def test_banner_of_a_resumed_run_counts_recorded_children(tmp_path):
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "children.jsonl").write_text('{"index": 0}\n{"index": 1}\n')
+    text = "\n".join(banner_lines(_cfg(tmp_path, f"resume={run}")))
+    assert "resuming after 2" in text and str(run.resolve()) in text
+
+
+def test_banner_shows_an_executor_when_configured(tmp_path):
+    cfg = _cfg(tmp_path)
+    OmegaConf.set_struct(cfg, False)
+    cfg.executor = {"_target_": "x.RayExecutor", "max_concurrent": 3}
+    assert any("RayExecutor, 3 children at once" in line for line in banner_lines(cfg))
+
+
+def test_banner_is_printed_before_torch_is_imported():
+    code = (
+        "import sys, logging; logging.basicConfig(level=logging.INFO, stream=sys.stdout)\n"
+        "from hydra import compose, initialize_config_dir\n"
+        "from nas_lightning.search.progress import print_banner\n"
+        f"with initialize_config_dir({str(ROOT / 'conf')!r}, version_base='1.3'):\n"
+        "    cfg = compose('search', overrides=['run_dir=/tmp/x'])\n"
+        "print_banner(cfg)\n"
+        "print('torch imported:', 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60, check=True).stdout
+    assert "search: " in out and "10 children" in out
+    assert "torch imported: False" in out
+
+
+def test_progress_mode(tmp_path):
+    tty = type("Tty", (), {"isatty": lambda self: True})()
+    assert progress_mode(_cfg(tmp_path), stream=tty) == "bar"
+    assert progress_mode(_cfg(tmp_path), stream=io.StringIO()) == "plain"
+    assert progress_mode(_cfg(tmp_path, "logger=csv"), stream=tty) == "plain"
+    assert progress_mode(_cfg(tmp_path, "search.progress=plain"), stream=tty) == "plain"
+    with pytest.raises(ConfigError, match="search.progress"):
+        progress_mode(_cfg(tmp_path, "search.progress=fancy"))
+
+
+def test_child_lines_carry_time_left_until_the_last(tmp_path, caplog, monkeypatch):
+    clock = iter([100.0, 100.0, 110.0, 130.0])
+    monkeypatch.setattr(progress_mod.time, "perf_counter", lambda: next(clock))
+    progress_mod._bannered.clear()
+    caplog.set_level(logging.INFO, logger="nas_lightning.search")
+    p = SearchProgress(_cfg(tmp_path, "search.progress=plain", "search.num_children=3"), 3)
+    with p:
+        p.child_end(_record(0, 0.5, 0.5), {"baseline": 0.4, "advantage": 0.1})
+        p.child_end(_record(1, None, 0.5, status="failed"), {})
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("search: ")
+    child = [line for line in lines if line.startswith("child ")]
+    assert child[0].startswith("child 1/3 val_acc=0.5000 reward=0.5000 baseline=0.4000")
+    assert child[0].endswith("left~20s")  # 10 s per child, 2 to go
+    assert child[1].startswith("child 2/3 failed (boom)") and child[1].endswith("left~15s")
+
+
+def test_last_child_line_has_no_time_left():
+    line = child_line(_record(2, 0.7, 0.7), {}, 3)
+    assert line == "child 3/3 val_acc=0.7000 reward=0.7000 params=12.3k 1.5s best=0.7000"
+
+
+def test_bar_prints_log_lines_above_it_and_restores_handlers(tmp_path, capsys):
+    progress_mod._bannered.clear()
+    logger = logging.getLogger()
+    handler = logging.StreamHandler(sys.stdout)
+    logger.addHandler(handler)
+    old_level = logging.getLogger("nas_lightning.search").level
+    logging.getLogger("nas_lightning.search").setLevel(logging.INFO)
+    try:
+        p = SearchProgress(_cfg(tmp_path, "search.progress=bar", "search.num_children=2"), 2)
+        with p:
+            assert p._bar is not None
+            p.child_end(_record(0, 0.6, 0.6), {})
+        assert p._bar is None and handler.stream is sys.stdout
+    finally:
+        logger.removeHandler(handler)
+        logging.getLogger("nas_lightning.search").setLevel(old_level)
+    assert "child 1/2 val_acc=0.6000" in capsys.readouterr().out
+
+
+def test_auto_threads_share_free_cores():
+    assert auto_num_threads(cores=2, load=0.3) == 2          # idle: all cores
+    assert auto_num_threads(cores=2, load=9.0) == 1          # busy machine: one thread
+    assert auto_num_threads(cores=64, load=1.0) == 4         # capped
+    assert auto_num_threads(concurrent=2, cores=4, load=0.0) == 2
+    assert auto_num_threads(concurrent=8, cores=4, load=0.0) == 1
+
+
+def test_resolve_num_threads(monkeypatch):
+    assert resolve_num_threads(3) == 3
+    assert resolve_num_threads(None) is None
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("nas_lightning.search.threads.usable_cores", lambda: 8)
+    monkeypatch.setattr("nas_lightning.search.threads.other_load", lambda: 1.0)
+    assert resolve_num_threads("auto") == 4
+    assert resolve_num_threads("auto", {"max_concurrent": 4}) == 2
+    assert resolve_num_threads("auto", {"max_concurrent": 2, "cpus_per_child": 1}) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert resolve_num_threads("auto") is None  # the user's choice stands
+    for bad in (0, -2, "many", True):
+        with pytest.raises(ConfigError, match="search.num_threads"):
+            resolve_num_threads(bad)
+
+
+def test_tiny_search_prints_banner_then_a_line_per_child(tiny_search_cfg, caplog):
+    from nas_lightning.search.loop import run_search
+
+    progress_mod._bannered.clear()
+    caplog.set_level(logging.INFO, logger="nas_lightning.search")
+    run_search(tiny_search_cfg())
+    lines = [r.getMessage() for r in caplog.records]
+    first_child = next(i for i, line in enumerate(lines) if line.startswith("child 1/2"))
+    assert any(line.startswith("search: ") for line in lines[:first_child])
+    assert "left~" in lines[first_child]
+    assert sum(line.startswith("child ") for line in lines) == 2

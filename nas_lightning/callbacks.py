@@ -72,9 +72,13 @@ class ControllerCallback(SearchCallback):
         self.logger = logger
         self.failed_reward = None if failed_reward is None else float(failed_reward)
 
-    def reward_to_tell(self, child: FinishedChild) -> float | None:
+    def reward_to_tell(self, child: FinishedChild) -> Any:
+        """The value told for a child: its reward (or a multi-objective strategy's
+        pick from its metrics), ``failed_reward`` for a failed child, or None
+        (not told)."""
         if child.record["status"] == "ok":
-            return child.reward
+            pick = getattr(self.strategy, "objective_values", None)  # NSGA-II: objectives
+            return child.reward if pick is None else pick(child.reward, child.result.metrics())
         return self.failed_reward
 
     def on_child_end(self, trial: Trial, result: Result, reward: float | None,

@@ -24,13 +24,21 @@ KEYS = ("index", "actions", "genotype", "status", "reward", "val_acc")
 
 # Three small seeded searches, 4 children each, one thread.
 CASES: dict[str, list[str]] = {
-    "reinforce": ["strategy=reinforce", "seed=11"],
-    "ppo_batch2": ["strategy=ppo", "strategy.batch_size=2", "strategy.epochs=2", "seed=12"],
+    # The strategy settings of the original loop's presets, pinned (the default
+    # presets have changed since): NASNet's LSTM, Adam 3.5e-4, raw advantages.
+    "reinforce": [
+        "strategy=reinforce_nas_rl", "strategy.lr=3.5e-4", "strategy.entropy_weight=1e-4",
+        "seed=11",
+    ],
+    "ppo_batch2": [
+        "strategy=ppo_nasnet", "strategy.batch_size=2", "strategy.epochs=2", "seed=12",
+    ],
     "evolution_p2_s2": [
-        "strategy=evolution", "strategy.population_size=2", "strategy.sample_size=2", "seed=13",
+        "strategy=evolution_amoebanet", "strategy.population_size=2", "strategy.sample_size=2",
+        "seed=13",
     ],
 }
-COMMON = [*TINY, "search.num_children=4", "search.num_threads=1"]
+COMMON = [*TINY, "controller=lstm", "search.num_children=4", "search.num_threads=1"]
 
 
 def _run(name: str, run_dir: Path, extra: list[str] = ()) -> list[dict]:

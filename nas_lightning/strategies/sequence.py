@@ -119,7 +119,9 @@ class StrategySequence(Strategy):
             stats.update(strategy.tell([p for p, _ in batch], [r for _, r in batch]))
             if phase == 0:
                 for p, r in batch:
-                    if math.isfinite(r) and (self.best is None or r > self.best["reward"]):
+                    if r is None or not math.isfinite(r):
+                        continue
+                    if self.best is None or r > self.best["reward"]:
                         self.best = {"genotype": p.genotype, "reward": r, "child": p.id}
         keys = getattr(getattr(self.make_then, "func", self.make_then), "STAT_KEYS", ())
         for key in keys:  # one set of columns for the CSV logger, whatever the phase

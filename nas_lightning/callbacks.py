@@ -78,7 +78,11 @@ class ControllerCallback(SearchCallback):
         (not told)."""
         if child.record["status"] == "ok":
             pick = getattr(self.strategy, "objective_values", None)  # NSGA-II: objectives
-            return child.reward if pick is None else pick(child.reward, child.result.metrics())
+            if pick is None:
+                return child.reward
+            # a child told again on resume carries its record, not its metrics
+            metrics = child.result.metrics() if child.result.val_acc is not None else None
+            return pick(child.reward, metrics)
         return self.failed_reward
 
     def on_child_end(self, trial: Trial, result: Result, reward: float | None,

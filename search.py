@@ -7,6 +7,7 @@ installed command `nas-search` runs the same function.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -21,5 +22,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    check_overrides("search", sys.argv[1:])
+    check_overrides("search", sys.argv[1:], Path(__file__).resolve().parent / "conf")
     main()

@@ -14,6 +14,7 @@ same function.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -33,5 +34,5 @@ if __name__ == "__main__":
     extra = model_group_for(sys.argv[1:])
     if extra:
         sys.argv.append(extra)
-    check_overrides("train", sys.argv[1:])
+    check_overrides("train", sys.argv[1:], Path(__file__).resolve().parent / "conf")
     main()

@@ -136,24 +136,12 @@ def _clock_callback(warmup: int):
     return StepClock()
 
 
-def _null_strategy(space):
-    from nas_lightning.strategies.base import Strategy
-
-    class Null(Strategy):
-        def _propose(self, n):
-            raise NotImplementedError
-
-        def _learn(self, proposals, rewards):
-            return {}
-
-    return Null(space)
-
-
 def run_lightning(cfg, dm, genotype, steps: int, warmup: int, seed: int,
                   model=None) -> dict[str, float]:
     """Train ``steps`` steps through the search's own evaluator."""
     from omegaconf import OmegaConf
 
+    from nas_lightning.execution.base import Trial
     from nas_lightning.search.builders import build
     from nas_lightning.search.evaluator import LightningEvaluator
     from nas_lightning.strategies.base import Proposal
@@ -163,13 +151,11 @@ def run_lightning(cfg, dm, genotype, steps: int, warmup: int, seed: int,
     with tempfile.TemporaryDirectory() as tmp:
         evaluator = LightningEvaluator(
             dm, model or build(cfg.model, "model"), build(cfg.trainer, "trainer"), child,
-            lambda m: m.val_acc, Path(tmp), seed=seed,
+            Path(tmp), seed=seed,
             optimizer=build(cfg.child.optimizer, "child.optimizer"), callbacks=[clock],
         )
-        space = build(cfg.search_space, "search_space")
         cpu0, t0 = time.process_time(), time.perf_counter()
-        outcome = evaluator.evaluate(0, Proposal(0, (), genotype), _null_strategy(space),
-                                     before_tell=lambda o: None)
+        outcome = evaluator.run(Trial(0, Proposal(0, (), genotype), seed=seed))
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if outcome.status != "ok":
         raise RuntimeError(f"child failed: {outcome.error}")

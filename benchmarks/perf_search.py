@@ -63,7 +63,7 @@ def worker(events_path: str, overrides: list[str], threads: int | None) -> None:
     _timed(Strategy, "tell", "tell")
     _timed(records.RunRecorder, "append_child", "record")
     _timed(records.RunRecorder, "save_strategy", "save_strategy")
-    _timed(evaluator.LightningEvaluator, "evaluate", "evaluate")
+    _timed(evaluator.LightningEvaluator, "run", "evaluate")
     for cls in (loggers.SearchLogger, loggers.CSVSearchLogger, loggers.WandbSearchLogger):
         for method in ("start", "log_child", "finish"):
             if method in cls.__dict__:

@@ -1,10 +1,13 @@
-"""How many queries does each strategy need? Mean regret per budget, against random search.
+"""How many children does each strategy need? Best reward found per budget, against random.
 
-Every strategy runs the search loop's way (one child at a time: ``ask()`` then
-``tell()``) for the largest budget on each problem and each seed; the best
-reward found after 25/50/100/200 queries gives the regret ``optimum - best``.
-Every query counts, repeats included (no cache), as in a loop that trains
-every proposal.
+Every strategy is a named preset of :mod:`nas_lightning.presets` (the same
+config ``search.py strategy=<name>`` builds), run the search loop's way (one
+child at a time: ``ask()`` then ``tell()``) on each problem and seed. For each
+budget (25/50/100/200 children) the report gives the mean best reward found
+and its difference to random search's with a 95% bootstrap interval. Presets
+sized to the budget (evolution, nsga2) are built for each budget; the others
+run once for the largest budget. Every query counts, repeats included (no
+cache), as in a loop that trains every proposal.
 
 Problems:
 
@@ -12,23 +15,21 @@ Problems:
   is an accuracy-like chain formula with pairwise interactions between
   neighbouring decisions, scaled to [0.55, 0.95]; the optimum (0.95) is found
   by dynamic programming and checked by brute force.
-* ``table``: the committed tabular benchmark (``benchmarks/tabular/*.jsonl``):
-  every architecture of a small space trained once; reward = validation
-  accuracy; the optimum is the table's best validation accuracy.
+* ``table`` (default): each committed tabular benchmark
+  (``benchmarks/tabular/*.jsonl``, made by ``make_table.py``): every
+  architecture of a small space trained once; reward = validation accuracy.
 
-Usage (from the repository root)::
+Usage (from the repository root; table lookups, no training)::
 
-    nice -n 10 python benchmarks/strategy_efficiency.py --problems formula --seeds 20
-    nice -n 10 python benchmarks/strategy_efficiency.py --problems table \\
-        --table benchmarks/tabular/nasnet_b1.jsonl --seeds 20
+    nice -n 10 python benchmarks/strategy_efficiency.py --seeds 30
+    nice -n 10 python benchmarks/strategy_efficiency.py --problems formula --seeds 30
 
-It writes a JSON file of every run's best-so-far curve and a markdown report.
+It writes a JSON file of every seed's best reward per budget and a markdown report.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import itertools
 import json
 import math
@@ -43,71 +44,53 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas_lightning.controllers import LSTMController
+from nas_lightning.presets import make_strategy
 from nas_lightning.spaces import ListSpace, SearchSpace
-from nas_lightning.strategies import PPO, RandomSearch, RegularizedEvolution, Reinforce, Strategy
+from nas_lightning.strategies import Strategy
 
-Factory = Callable[[SearchSpace, int], Strategy]
+Factory = Callable[[SearchSpace, int, int], Strategy]
 
-NASNET_LSTM = functools.partial(LSTMController, hidden=100, layers=1, init_range=0.1)
-NAS_RL_LSTM = functools.partial(LSTMController, hidden=35, layers=2, init_range=0.08)
-SMALL_LSTM = functools.partial(LSTMController, hidden=32)
 
-# name -> (what it is, factory). Paper presets first; the "fast" RL variants
-# and evolution_p20 are scaled to budgets of a few hundred queries, with
-# learning rates and entropy weights chosen by a small sweep on the sanity
-# formula of tests/test_strategies_sanity.py (a different space, one child at
-# a time, 8 seeds), never on these problems.
-PRESETS: dict[str, tuple[str, Factory]] = {
-    "random": ("uniform sampling", lambda space, seed: RandomSearch(space, seed=seed)),
+def preset(name: str, **overrides: Any) -> Factory:
+    """A named preset of :mod:`nas_lightning.presets`, built for the run's budget."""
+    extra = [f"{k}={v}" for k, v in overrides.items()]
+    return lambda space, seed, budget: make_strategy(
+        name, space, budget=budget, seed=seed, overrides=extra
+    )
+
+
+# name -> (what it is, factory, whether the preset depends on the budget). The
+# plain names are the defaults; the suffixed ones the papers' exact settings.
+# NSGA-II runs on the scalar reward here (one objective).
+PRESETS: dict[str, tuple[str, Factory, bool]] = {
+    "random": ("uniform sampling", preset("random"), False),
     "evolution": (
-        "regularized evolution, paper: P=100, S=25, aging",
-        lambda space, seed: RegularizedEvolution(space, 100, 25, seed=seed),
-    ),
-    "evolution_p20": (
-        "regularized evolution scaled to the budget: P=20, S=5 (S/P as in the paper)",
-        lambda space, seed: RegularizedEvolution(space, 20, 5, seed=seed),
-    ),
-    "ppo": (
-        "NASNet: LSTM 100x1, init 0.1, Adam 3.5e-4, entropy 1e-5, EMA 0.95; "
-        "batch 10, 4 epochs, clip 0.2",
-        lambda space, seed: PPO(
-            space,
-            NASNET_LSTM,
-            lr=3.5e-4,
-            entropy_weight=1e-5,
-            baseline_decay=0.95,
-            batch_size=10,
-            epochs=4,
-            clip=0.2,
-            seed=seed,
-        ),
+        "aging evolution sized to the budget: P = budget/5 (10..100), S = P/4",
+        preset("evolution"),
+        True,
     ),
     "reinforce": (
-        "NAS-RL: LSTM 35x2, init 0.08, Adam 6e-4, EMA 0.95, no entropy bonus; per child",
-        lambda space, seed: Reinforce(
-            space, NAS_RL_LSTM, lr=6e-4, entropy_weight=0.0, baseline_decay=0.95, seed=seed
-        ),
+        "REINFORCE, LSTM 32x1, Adam 3e-3, entropy 1e-2, normalised advantages; per child",
+        preset("reinforce"),
+        False,
     ),
-    "ppo_fast": (
-        "PPO, LSTM 32x1, Adam 1e-2, entropy 1e-2, EMA 0.95, batch 10, 4 epochs, clip 0.2",
-        lambda space, seed: PPO(
-            space,
-            SMALL_LSTM,
-            lr=0.01,
-            entropy_weight=0.01,
-            baseline_decay=0.95,
-            batch_size=10,
-            epochs=4,
-            clip=0.2,
-            seed=seed,
-        ),
+    "ppo": (
+        "PPO, LSTM 32x1, Adam 3e-3, entropy 1e-2, normalised advantages, batch 5, 4 epochs",
+        preset("ppo"),
+        False,
     ),
-    "reinforce_fast": (
-        "REINFORCE, LSTM 32x1, Adam 5e-3, entropy 1e-2, EMA 0.95; per child",
-        lambda space, seed: Reinforce(
-            space, SMALL_LSTM, lr=5e-3, entropy_weight=0.01, baseline_decay=0.95, seed=seed
-        ),
+    "tpe": ("Optuna multivariate TPE, 10 startup trials", preset("tpe"), False),
+    "nsga2": ("Optuna NSGA-II, population budget/5 (10..50)", preset("nsga2"), True),
+    "evolution_amoebanet": ("AmoebaNet: P=100, S=25", preset("evolution_amoebanet"), False),
+    "reinforce_nas_rl": (
+        "NAS-RL: LSTM 35x2, Adam 6e-4, EMA 0.95, no entropy, raw advantages; per child",
+        preset("reinforce_nas_rl"),
+        False,
+    ),
+    "ppo_nasnet": (
+        "NASNet: LSTM 100x1, Adam 3.5e-4, entropy 1e-5, raw advantages, batch 10",
+        preset("ppo_nasnet"),
+        False,
     ),
 }
 
@@ -186,7 +169,7 @@ class Table(Problem):
             raise ValueError(
                 f"{path}: {len(self.rows)} rows for {self.space.cardinality()} architectures"
             )
-        self.name = "table"
+        self.name = Path(path).stem
         self.optimum = max(r["val_acc"] for r in self.rows.values())
         self.description = (
             f"{Path(path).name}: {header.get('description', '')} "
@@ -198,8 +181,8 @@ class Table(Problem):
 
 
 def run(factory: Factory, problem: Problem, seed: int, budget: int) -> dict[str, Any]:
-    """One sequential search; the best reward found after each query."""
-    strategy = factory(problem.space, seed)
+    """One sequential search (the loop's way: ask, then tell); best reward after each query."""
+    strategy = factory(problem.space, seed, budget)
     best, curve, seen = -math.inf, [], set()
     for _ in range(budget):
         proposal = strategy.ask()
@@ -211,90 +194,162 @@ def run(factory: Factory, problem: Problem, seed: int, budget: int) -> dict[str,
     return {"curve": curve, "distinct": len(seen)}
 
 
-def t975(df: int) -> float:
-    """Student's t 97.5% quantile (Cornish-Fisher; within 1e-3 of tables for df >= 5)."""
-    z = 1.959963984540054
-    return (
-        z
-        + (z**3 + z) / (4 * df)
-        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
-    )
+def bootstrap_difference(
+    x: Sequence[float], base: Sequence[float], boot: int = 10000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of ``x`` minus mean of ``base`` with a 95% percentile bootstrap interval.
+
+    Seeds of different strategies are independent runs, so each side is
+    resampled on its own.
+    """
+    rng = np.random.default_rng(seed)
+    x, base = np.asarray(x, dtype=float), np.asarray(base, dtype=float)
+    diffs = rng.choice(x, (boot, len(x))).mean(1) - rng.choice(base, (boot, len(base))).mean(1)
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return float(x.mean() - base.mean()), float(lo), float(hi)
 
 
-def summarise(regrets: dict[str, list[float]], boot: int = 2000) -> dict[str, dict[str, float]]:
-    """Mean regret with a 95% t-interval; ratio to random with a 95% bootstrap interval."""
-    rng = np.random.default_rng(0)
-    base = np.array(regrets["random"])
+def summarise(best: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Per strategy: mean best-found reward, and its difference to random's with a 95% interval."""
     out = {}
-    for name, values in regrets.items():
-        x = np.array(values)
-        half = t975(len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else math.nan
-        row = {"mean": float(x.mean()), "ci95": float(half), "n": len(x)}
-        if base.mean() > 0:
-            xs = rng.choice(x, (boot, len(x))).mean(1)
-            bs = rng.choice(base, (boot, len(base))).mean(1)
-            ratios = np.where(bs > 0, xs / np.maximum(bs, 1e-12), np.nan)
-            row["ratio"] = float(x.mean() / base.mean())
-            row["ratio_lo"], row["ratio_hi"] = map(float, np.nanpercentile(ratios, [2.5, 97.5]))
-        out[name] = row
+    for name, values in best.items():
+        diff, lo, hi = bootstrap_difference(values, best["random"])
+        out[name] = {"mean": float(np.mean(values)), "diff": diff, "lo": lo, "hi": hi}
     return out
 
 
 def report(results: dict[str, Any]) -> str:
-    """Markdown tables: mean regret ± 95% half-width, and the ratio to random."""
+    """Markdown: per problem and budget, best reward found and its difference to random."""
     lines = [
         "# Strategy efficiency (generated by benchmarks/strategy_efficiency.py)",
         "",
         f"Command: `{results['command']}`",
         "",
-        f"Machine: {results['machine']}; {results['seeds']} seeds per strategy and problem; "
-        "one child at a time (ask, tell); every query counts, repeats included.",
+        f"{results['seeds']} seeds per strategy, problem and budget; one child at a time "
+        "(ask, tell); every query counts, repeats included. Budget-dependent presets "
+        "(evolution, nsga2) are built for each budget; the others run once for the largest "
+        "budget and are read at each (they do not depend on it).",
         "",
-        "Cell: mean regret (optimum - best found) ± 95% t-interval half-width, "
-        "then [ratio to random's mean regret, 95% bootstrap interval]; below 1 beats random.",
+        "Cell: mean best reward found, then the difference to random search's mean "
+        "[95% bootstrap interval]; **bold** where the whole interval is above 0.",
         "",
     ]
     for problem in results["problems"]:
         budgets = results["budgets"]
         lines += [f"## {problem['name']}: {problem['description']}", ""]
         lines += [f"Optimum: {problem['optimum']:.4f}", ""]
-        lines.append("| strategy | " + " | ".join(f"{b} queries" for b in budgets) + " |")
+        lines.append("| strategy | " + " | ".join(f"{b} children" for b in budgets) + " |")
         lines.append("|---" * (len(budgets) + 1) + "|")
         for name in problem["strategies"]:
             cells = []
             for b in budgets:
                 s = problem["summary"][str(b)][name]
-                cell = f"{s['mean']:.4f} ± {s['ci95']:.4f}"
-                if "ratio" in s:
-                    cell += f" [{s['ratio']:.2f}, {s['ratio_lo']:.2f}-{s['ratio_hi']:.2f}]"
-                cells.append(cell)
+                if name == "random":
+                    cells.append(f"{s['mean']:.4f}")
+                    continue
+                diff = f"{s['diff']:+.4f} [{s['lo']:+.4f}, {s['hi']:+.4f}]"
+                cells.append(f"{s['mean']:.4f}, " + (f"**{diff}**" if s["lo"] > 0 else diff))
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        lines += [
-            "",
-            "| strategy | settings | distinct archs in max budget | CPU seconds per run |",
-        ]
-        lines.append("|---|---|---|---|")
+        lines += ["", "| strategy | settings | distinct archs at the largest budget |"]
+        lines.append("|---|---|---|")
         for name in problem["strategies"]:
             st = problem["stats"][name]
-            lines.append(
-                f"| {name} | {PRESETS[name][0]} | {st['distinct']:.1f} | {st['seconds']:.2f} |"
-            )
+            lines.append(f"| {name} | {PRESETS[name][0]} | {st['distinct']:.1f} |")
         lines.append("")
     return "\n".join(lines)
 
 
+def evaluate(problem: Problem, names: Sequence[str], seeds: int, budgets: Sequence[int]) -> dict:
+    """Every strategy on one problem: best reward per budget and seed."""
+    best: dict[str, dict[str, list[float]]] = {str(b): {} for b in budgets}
+    stats = {}
+    top = max(budgets)
+    for name in names:
+        _, factory, by_budget = PRESETS[name]
+        start = time.process_time()
+        runs = {}
+        for b in budgets if by_budget else [top]:
+            runs[b] = [run(factory, problem, s, b) for s in range(seeds)]
+        for b in budgets:
+            rs = runs[b] if by_budget else runs[top]
+            best[str(b)][name] = [r["curve"][b - 1] for r in rs]
+        stats[name] = {"distinct": statistics.mean(r["distinct"] for r in runs[top])}
+        print(
+            f"{problem.name} {name}: {time.process_time() - start:.1f} CPU s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return {
+        "name": problem.name,
+        "description": problem.description,
+        "optimum": problem.optimum,
+        "strategies": list(names),
+        "summary": {b: summarise(v) for b, v in best.items()},
+        "stats": stats,
+        "best": best,  # per budget, per strategy: each seed's best reward (seed order)
+    }
+
+
+def merge(paths: Sequence[Path], out: Path) -> None:
+    """One report from runs of different strategies on the same problems, seeds and budgets."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    first = parts[0]
+    for part in parts[1:]:
+        if (part["seeds"], part["budgets"]) != (first["seeds"], first["budgets"]):
+            raise ValueError("runs to merge need the same seeds and budgets")
+    problems: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for prob in part["problems"]:
+            into = problems.setdefault(prob["name"], {**prob, "strategies": [], "stats": {}})
+            into.setdefault("best", {b: {} for b in prob["best"]})
+            for name in prob["strategies"]:
+                if name in into["strategies"]:
+                    continue  # random runs in every part, identically
+                into["strategies"].append(name)
+                into["stats"][name] = prob["stats"][name]
+                for b in prob["best"]:
+                    into["best"][b][name] = prob["best"][b][name]
+    order = list(PRESETS)
+    for prob in problems.values():
+        prob["strategies"].sort(key=order.index)
+        prob["summary"] = {b: summarise(v) for b, v in prob["best"].items()}
+    results = {
+        **first,
+        "command": " ; ".join(p["command"] for p in parts),
+        "problems": list(problems.values()),
+    }
+    suffix = "_".join(problems)
+    out.with_name(f"{out.name}_{suffix}.json").write_text(json.dumps(results) + "\n")
+    out.with_name(f"{out.name}_{suffix}.md").write_text(report(results) + "\n")
+    print(report(results))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--problems", nargs="+", default=["formula"], choices=["formula", "table"])
-    parser.add_argument("--table", type=Path, default=Path("benchmarks/tabular/nasnet_b1.jsonl"))
+    parser.add_argument("--problems", nargs="+", default=["table"], choices=["formula", "table"])
+    parser.add_argument(
+        "--tables",
+        type=Path,
+        nargs="+",
+        default=sorted(Path(__file__).parent.glob("tabular/*.jsonl")),
+    )
     parser.add_argument("--strategies", nargs="+", default=list(PRESETS), choices=list(PRESETS))
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--budgets", type=int, nargs="+", default=[25, 50, 100, 200])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/strategy_efficiency"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/strategy_efficiency"))
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="combine the JSON outputs of runs split over processes (--strategies) into one",
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        merge(args.merge, args.out)
+        return
     if "random" not in args.strategies:
-        args.strategies.insert(0, "random")  # every ratio is to random search
+        args.strategies.insert(0, "random")  # every difference is to random search
     torch.set_num_threads(1)  # the controller's ops are tiny; threads only contend
     problems: list[Problem] = []
     for name in args.problems:
@@ -305,53 +360,20 @@ def main(argv: Sequence[str] | None = None) -> None:
                 raise RuntimeError(f"DP optimum {formula.optimum} != brute force {checked}")
             problems.append(formula)
         else:
-            problems.append(Table(args.table))
-    budget = max(args.budgets)
+            problems += [Table(t) for t in args.tables if ".partial" not in t.name]
     results: dict[str, Any] = {
         "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
-        "machine": f"{platform.machine()}, torch {torch.__version__}, 1 thread "
-        "(CPU seconds measured on a shared, heavily loaded 2-core machine)",
+        "machine": f"{platform.machine()}, torch {torch.__version__}, 1 thread",
         "seeds": args.seeds,
         "budgets": args.budgets,
-        "problems": [],
+        "problems": [evaluate(p, args.strategies, args.seeds, args.budgets) for p in problems],
     }
-    for problem in problems:
-        runs: dict[str, list[dict[str, Any]]] = {}
-        stats = {}
-        for name in args.strategies:
-            start = time.process_time()
-            runs[name] = [run(PRESETS[name][1], problem, s, budget) for s in range(args.seeds)]
-            seconds = (time.process_time() - start) / args.seeds
-            distinct = statistics.mean(r["distinct"] for r in runs[name])
-            stats[name] = {"seconds": seconds, "distinct": distinct}
-            print(f"{problem.name} {name}: {seconds:.2f} s/run", file=sys.stderr, flush=True)
-        summary = {}
-        for b in args.budgets:
-            regrets = {
-                n: [problem.optimum - r["curve"][b - 1] for r in rs] for n, rs in runs.items()
-            }
-            summary[str(b)] = summarise(regrets)
-        results["problems"].append(
-            {
-                "name": problem.name,
-                "description": problem.description,
-                "optimum": problem.optimum,
-                "strategies": args.strategies,
-                "summary": summary,
-                "stats": stats,
-                # Per strategy, per budget: the regret of each seed (seed order).
-                "regrets": {
-                    n: {
-                        str(b): [round(problem.optimum - r["curve"][b - 1], 6) for r in rs]
-                        for b in args.budgets
-                    }
-                    for n, rs in runs.items()
-                },
-            }
-        )
-    suffix = "_".join(args.problems)
+    suffix = "_".join(p.name for p in problems)
+    if args.strategies != list(PRESETS):
+        suffix += "_" + "_".join(args.strategies)
     json_path = args.out.with_name(f"{args.out.name}_{suffix}.json")
     md_path = args.out.with_name(f"{args.out.name}_{suffix}.md")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results) + "\n")
     md_path.write_text(report(results) + "\n")
     print(report(results))

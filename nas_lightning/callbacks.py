@@ -1,94 +1,111 @@
-"""The controller callback: the adapter between a child's Trainer and the strategy.
+"""Driver-side search callbacks; the controller callback is where the controller learns.
 
-After a child finishes training, it reads the child's metrics, computes the
-reward, lets the search record the child (so the record exists before the
-controller learns), then calls ``strategy.tell`` exactly once: the
-reward-scaled gradient step of REINFORCE/PPO. Under DDP every rank runs it
-with the same synced accuracy, rank 0's latency and timings (broadcast) and
-the same seeded controller, so every rank makes the same update.
+Children train wherever the executor puts them and return plain results. On
+the driver, for each finished child, the loop computes the reward, writes the
+record (fsynced) and only then fires these callbacks. :class:`ControllerCallback`
+is the one place where the strategy learns from rewards (``strategy.tell``)
+and where that update is logged (W&B or CSV, with the child's row). Under
+DDP every rank runs the same loop with the same synced metrics, so every
+rank makes the same update.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.utilities.exceptions import MisconfigurationException
+from nas_lightning.execution.base import Result, Trial
+from nas_lightning.strategies.base import Strategy
 
-from nas_lightning.child import count_params
-from nas_lightning.rewards.base import ChildMetrics
-from nas_lightning.strategies.base import Proposal, Strategy
+log = logging.getLogger("nas_lightning.search")
 
 
-class ControllerCallback(Callback):
-    """Tell the strategy the child's reward when the child's fit ends.
+@dataclass
+class FinishedChild:
+    """One child as the driver knows it after recording it.
+
+    Attributes:
+        trial: what was trained.
+        result: what the executor returned.
+        reward: the driver's reward (None for a failed child).
+        record: the line written to ``children.jsonl``.
+        stats: what the strategy's update reported (filled by the controller callback).
+    """
+
+    trial: Trial
+    result: Result
+    reward: float | None
+    record: dict[str, Any]
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+class SearchCallback:
+    """Hooks the loop fires on the driver; override what you need."""
+
+    def on_search_start(self, run_dir: Any, records: list[dict[str, Any]]) -> None:
+        """Before the first child (``records``: children already recorded on resume)."""
+
+    def on_children_end(self, children: Sequence[FinishedChild]) -> None:
+        """Children recorded together (one in async mode, a batch in batch mode)."""
+
+    def on_search_end(self, records: list[dict[str, Any]]) -> None:
+        """Once at the end (also after an error)."""
+
+
+class ControllerCallback(SearchCallback):
+    """Tell the strategy the children's rewards, then log the update.
 
     Args:
         strategy: the search strategy to update.
-        proposal: the architecture this Trainer trains.
-        reward_fn: ``ChildMetrics -> float``.
-        monitor: the logged metric holding validation accuracy.
-        extra: metrics measured before training (latency, MACs), passed
-            to the reward in ``ChildMetrics.extra``.
-        before_tell: called as ``before_tell(metrics, reward)`` before the
-            strategy learns; the search writes the child's record there.
+        logger: a :class:`~nas_lightning.search.loggers.SearchLogger`; each child's
+            row carries the update's statistics (``controller/*``). None: no logging.
+        failed_reward: reward told for a failed or diverged child; None: the
+            strategy is not told about it.
     """
 
     def __init__(
-        self,
-        strategy: Strategy,
-        proposal: Proposal,
-        reward_fn: Callable[[ChildMetrics], float],
-        monitor: str = "val/acc",
-        extra: dict[str, Any] | None = None,
-        before_tell: Callable[[ChildMetrics, float], None] | None = None,
+        self, strategy: Strategy, logger: Any = None, failed_reward: float | None = None
     ) -> None:
         self.strategy = strategy
-        self.proposal = proposal
-        self.reward_fn = reward_fn
-        self.monitor = monitor
-        self.extra = dict(extra or {})
-        self.before_tell = before_tell
-        self.calls = 0
-        self.reward: float | None = None
-        self.metrics: ChildMetrics | None = None
-        self.stats: dict[str, float] = {}
-        self._start = 0.0
+        self.logger = logger
+        self.failed_reward = None if failed_reward is None else float(failed_reward)
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start = time.perf_counter()
+    def reward_to_tell(self, child: FinishedChild) -> Any:
+        """The value told for a child: its reward (or a multi-objective strategy's
+        pick from its metrics), ``failed_reward`` for a failed child, or None
+        (not told)."""
+        if child.record["status"] == "ok":
+            pick = getattr(self.strategy, "objective_values", None)  # NSGA-II: objectives
+            if pick is None:
+                return child.reward
+            # a child told again on resume carries its record, not its metrics
+            metrics = child.result.metrics() if child.result.val_acc is not None else None
+            return pick(child.reward, metrics)
+        return self.failed_reward
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        seconds = time.perf_counter() - self._start
-        logged = trainer.callback_metrics
-        if self.monitor not in logged:
-            raise MisconfigurationException(
-                f"ControllerCallback(monitor={self.monitor!r}) found no such metric; "
-                f"logged metrics: {sorted(logged)}"
-            )
-        val_acc = float(logged[self.monitor])
-        if trainer.world_size > 1:
-            # Metrics measured outside the Trainer (latency, timing) differ per rank:
-            # every rank takes rank 0's, so all compute the same reward and update.
-            self.extra, seconds = trainer.strategy.broadcast((self.extra, seconds), src=0)
-        curve = list(getattr(pl_module, "val_curve", []) or [val_acc])
-        net = getattr(pl_module, "net", pl_module)
-        self.metrics = ChildMetrics(
-            val_acc=val_acc,
-            val_curve=curve,
-            params=count_params(net),
-            train_seconds=seconds,
-            extra=self.extra,
-        )
-        reward = float(self.reward_fn(self.metrics))
-        if not math.isfinite(reward):
-            raise ValueError(f"reward is {reward} for val_acc={val_acc}")
-        self.reward = reward
-        if self.before_tell is not None:
-            self.before_tell(self.metrics, reward)
-        self.stats = self.strategy.tell(self.proposal, reward)
-        self.calls += 1
+    def on_child_end(self, trial: Trial, result: Result, reward: float | None,
+                     record: dict[str, Any]) -> dict[str, float]:
+        """One child: tell its reward; returns the update's statistics."""
+        child = FinishedChild(trial, result, reward, record)
+        self.on_children_end([child])
+        return child.stats
+
+    def on_children_end(self, children: Sequence[FinishedChild]) -> None:
+        told = [(c, r) for c in children if (r := self.reward_to_tell(c)) is not None]
+        # A growing space (NAS-RL) scores one depth at a time: one tell per depth.
+        groups: dict[Any, list[tuple[FinishedChild, float]]] = {}
+        for c, r in told:
+            groups.setdefault(c.trial.proposal.info.get("steps"), []).append((c, r))
+        for group in groups.values():
+            if len(group) == 1:  # one child: the plain ``tell(proposal, reward)``
+                stats = self.strategy.tell(group[0][0].trial.proposal, group[0][1])
+            else:
+                stats = self.strategy.tell([c.trial.proposal for c, _ in group],
+                                           [r for _, r in group])
+            for c, _ in group:
+                c.stats = dict(stats)
+        if self.logger is not None:
+            for c in children:
+                self.logger.log_child(c.record, c.stats)

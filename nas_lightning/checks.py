@@ -232,8 +232,10 @@ def check_search_config(cfg: DictConfig) -> None:
     check_int(cfg.get("seed"), "seed")
     search = cfg.get("search") or {}
     check_int(search.get("num_children"), "search.num_children", 1)
-    if search.get("num_threads") != "auto":  # auto: threads.py shares the free cores
-        check_int(search.get("num_threads"), "search.num_threads", 1, optional=True)
+    threads = search.get("num_threads")
+    if threads not in ("auto", "none", None) and not (_is_int(threads) and threads >= 1):
+        raise ConfigError("search.num_threads",
+                          f"must be an integer >= 1, auto or null, got {threads!r}")
     check_number(search.get("failed_reward"), "search.failed_reward", optional=True)
     if cfg.get("child") is not None:
         check_recipe(cfg.child, "child")

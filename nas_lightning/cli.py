@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parent
 
 
 # Exit status of a search (README, "What a run folder guarantees").
-EXIT_BAD_CONFIG = EXIT_USAGE  # a bad value, file or run folder: one line
+EXIT_BAD_CONFIG = EXIT_USAGE  # one line: a bad value or key, a missing file, a full disk
 EXIT_ALL_FAILED = 3
 
 # `resume=<run>` continues in that run's folder instead of a new dated one.

@@ -62,19 +62,13 @@ def test_without_recalibration_running_mean_lags():
     assert torch.allclose(bn.running_mean, torch.tensor([0.1 * normalised]), atol=1e-5)
 
 
-def test_controller_callback_takes_rank_zeros_latency_under_ddp():
+def test_child_metrics_take_rank_zeros_latency_under_ddp():
     """Latency measured per rank would give each rank its own reward: rank 0's is used."""
     from types import SimpleNamespace
 
-    from nas_lightning.callbacks import ControllerCallback
+    from nas_lightning.execution.base import Result
     from nas_lightning.rewards.base import ChildMetrics
-
-    told = []
-
-    class Strategy:
-        def tell(self, proposal, reward):
-            told.append(reward)
-            return {}
+    from nas_lightning.search.evaluator import ChildMetricsCallback
 
     class Broadcast:
         def broadcast(self, obj, src=0):
@@ -86,7 +80,7 @@ def test_controller_callback_takes_rank_zeros_latency_under_ddp():
 
     module = SimpleNamespace(val_curve=[0.5], net=nn.Linear(2, 2))
     for world_size, expected in ((1, 0.5 / 40.0), (2, 0.5 / 10.0)):
-        cb = ControllerCallback(Strategy(), None, reward, extra={"latency_ms": 40.0})
+        cb = ChildMetricsCallback(extra={"latency_ms": 40.0})
         trainer = SimpleNamespace(
             callback_metrics={"val/acc": torch.tensor(0.5)},
             world_size=world_size,
@@ -94,4 +88,7 @@ def test_controller_callback_takes_rank_zeros_latency_under_ddp():
         )
         cb.on_fit_start(trainer, module)
         cb.on_fit_end(trainer, module)
-        assert told[-1] == expected
+        result = Result(index=0, val_acc=cb.val_acc, val_curve=cb.val_curve, params=cb.params,
+                        extra=cb.extra, train_seconds=cb.seconds)
+        assert reward(result.metrics()) == expected
+        assert result.params == 6 and (world_size == 1 or cb.seconds == 1.0)

@@ -66,7 +66,6 @@ def test_gpu_precision_presets_compose():
 
 
 def test_records_carry_their_time_split(tiny_search_cfg, monkeypatch):
-    from nas_lightning.search import loop
     from nas_lightning.search.evaluator import LightningEvaluator
 
     fits: list[int] = []
@@ -81,7 +80,7 @@ def test_records_carry_their_time_split(tiny_search_cfg, monkeypatch):
     def with_counter(self, *args, **kwargs):
         original(self, *args, callbacks=[Counter()], **kwargs)
 
-    monkeypatch.setattr(loop.LightningEvaluator, "__init__", with_counter)
+    monkeypatch.setattr(LightningEvaluator, "__init__", with_counter)
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **k: compiled.append(self))
     result = run_search(tiny_search_cfg())
     assert fits == [0, 0]  # extra callbacks reach every child's Trainer
@@ -141,7 +140,7 @@ def test_child_recipe_sets_the_eval_batch_size(tiny_search_cfg, tmp_path):
     def evaluator_dm(*overrides):
         child = compose_config("search", ["run_dir=/tmp/unused", *overrides]).child
         dm = EmbeddedFashionMNIST(batch_size=128)
-        LightningEvaluator(dm, None, None, child, float, tmp_path)
+        LightningEvaluator(dm, None, None, child, tmp_path)
         return dm
 
     assert evaluator_dm().eval_batch_size == 500

@@ -13,7 +13,9 @@ from nas_lightning.controllers import LSTMController
 from nas_lightning.errors import ConfigError
 from nas_lightning.spaces import AnchorDecision, Decision, ListSpace, NASNetSpace, SearchSpace
 from nas_lightning.strategies import (
+    NSGA2,
     PPO,
+    TPE,
     Proposal,
     RandomSearch,
     RegularizedEvolution,
@@ -82,6 +84,8 @@ STRATEGIES = {
     "ppo": lambda space, seed=0: PPO(
         space, controller=SMALL, lr=0.01, batch_size=4, epochs=3, seed=seed
     ),
+    "tpe": lambda space, seed=0: TPE(space, n_startup_trials=4, seed=seed),
+    "nsga2": lambda space, seed=0: NSGA2(space, population_size=4, seed=seed),
 }
 
 
@@ -231,14 +235,16 @@ def test_evolution_random_until_population_full_then_single_mutations():
     assert strategy.best["reward"] == max(reward_of(p.actions) for p in by_id.values())
 
 
-def test_evolution_tournament_prefers_fit_and_ranks_nan_last():
+def test_evolution_tournament_prefers_fit_and_never_picks_invalid_children():
     space = ListSpace([("a", range(50))])
     strategy = RegularizedEvolution(space, population_size=50, sample_size=10, seed=0)
     proposals = strategy.ask(50)
-    rewards = [float("nan") if p.id % 2 else p.id / 50 for p in proposals]
+    rewards = [None if p.id % 2 else p.id / 50 for p in proposals]
     strategy.tell(proposals, rewards)
+    assert strategy.num_told == 50
+    assert [m["id"] for m in strategy.population] == list(range(0, 50, 2))
     parents = [strategy._tournament()["reward"] for _ in range(300)]
-    assert not any(math.isnan(r) for r in parents)
+    assert all(r is not None and math.isfinite(r) for r in parents)
     assert sum(parents) / len(parents) > 0.75  # uniform choice would average ~0.49
 
 
@@ -345,3 +351,54 @@ def test_bad_arguments_raise_config_errors(make, key):
     with pytest.raises(ConfigError) as err:
         make(toy_space())
     assert err.value.key == key
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_an_invalid_architecture_is_told_none_and_never_learned_from(name):
+    """One rule for every strategy: tell(p, None); NaN is refused."""
+    strategy = STRATEGIES[name](toy_space())
+    drive(strategy, 5)
+    state = roundtrip(strategy.state_dict())
+    p = strategy.ask()
+    with pytest.raises(ValueError, match="finite"):
+        strategy.tell(p, float("nan"))
+    strategy.tell(p, None)
+    assert strategy.num_told == 6
+    if name in ("reinforce", "ppo"):  # no gradient step, baseline untouched
+        assert strategy.baseline == state["baseline"]
+        assert all(
+            torch.equal(v, state["controller"][k])
+            for k, v in strategy.controller.state_dict().items()
+        )
+        if name == "ppo":
+            assert len(strategy.buffer) == len(state["buffer"])
+    elif name == "evolution":
+        assert p.id not in {m["id"] for m in strategy.population}
+    elif name in ("tpe", "nsga2"):
+        assert strategy.study.trials[p.info["trial"]].state.name == "FAIL"
+    drive(strategy, 3)  # and the search goes on
+
+
+def test_policy_gradient_can_learn_a_fixed_penalty_for_invalid_architectures():
+    strategy = Reinforce(toy_space(), controller=SMALL, lr=0.01, invalid_reward=0.0, seed=0)
+    drive(strategy, 3)
+    before = [p.detach().clone() for p in strategy.controller.parameters()]
+    strategy.tell(strategy.ask(), None)
+    assert not unchanged(before, strategy)
+    with pytest.raises(ConfigError, match="invalid_reward"):
+        Reinforce(toy_space(), controller=SMALL, invalid_reward=float("nan"))
+
+
+def test_normalised_advantages_do_not_depend_on_the_reward_scale():
+    """Rewards x100 + 7 give the same proposals when advantages are normalised."""
+    runs = []
+    for scale, shift in ((1.0, 0.0), (100.0, 7.0)):
+        strategy = Reinforce(toy_space(), controller=SMALL, lr=0.01, normalize_advantage=True)
+        seen = []
+        for _ in range(20):
+            p = strategy.ask()
+            seen.append(p.actions)
+            strategy.tell(p, scale * reward_of(p.actions) + shift)
+        runs.append(seen)
+    assert runs[0] == runs[1]
+    assert strategy.reward_std > 0

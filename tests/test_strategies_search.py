@@ -19,13 +19,22 @@ from nas_lightning.search import evaluator as evaluator_module
 from nas_lightning.search.loop import run_search
 from nas_lightning.search.records import read_children
 from nas_lightning.search.resume import resume_config
-from nas_lightning.strategies import PPO, RandomSearch, RegularizedEvolution, Reinforce
+from nas_lightning.strategies import (
+    NSGA2,
+    PPO,
+    TPE,
+    RandomSearch,
+    RegularizedEvolution,
+    Reinforce,
+)
 
 STRATEGY_CLASSES = {
     "random": RandomSearch,
     "evolution": RegularizedEvolution,
     "reinforce": Reinforce,
     "ppo": PPO,
+    "tpe": TPE,
+    "nsga2": NSGA2,
 }
 # Small enough that a 5-child search crosses every phase: PPO updates after
 # children 2 and 4; evolution mutates from child 3 on.
@@ -34,6 +43,8 @@ SMALL = {
     "evolution": ["strategy.population_size=2", "strategy.sample_size=2"],
     "reinforce": [],
     "ppo": ["strategy.batch_size=2", "strategy.epochs=2"],
+    "tpe": ["strategy.n_startup_trials=2"],
+    "nsga2": ["strategy.population_size=2"],
 }
 SPACES = sorted(p.stem for p in (CONF / "search_space").glob("*.yaml"))
 
@@ -47,13 +58,20 @@ def test_strategy_configs_instantiate_with_the_paper_settings(tiny_search_cfg):
 
     from nas_lightning.spaces import NASNetSpace
 
-    ppo = instantiate(tiny_search_cfg("strategy=ppo").strategy)(space=NASNetSpace(), seed=0)
+    cfg = tiny_search_cfg("strategy=ppo_nasnet", "controller=lstm")
+    ppo = instantiate(cfg.strategy)(space=NASNetSpace(), seed=0)
     assert isinstance(ppo, PPO)
     assert ppo.optimizer.param_groups[0]["lr"] == 3.5e-4
     assert (ppo.entropy_weight, ppo.baseline_decay, ppo.clip) == (1e-5, 0.95, 0.2)
+    assert not ppo.normalize_advantage and ppo.batch_size == 10
     assert ppo.controller.hidden == 100
-    evo = instantiate(tiny_search_cfg("strategy=evolution").strategy)(space=NASNetSpace(), seed=0)
+    cfg = tiny_search_cfg("strategy=evolution_amoebanet")
+    evo = instantiate(cfg.strategy)(space=NASNetSpace(), seed=0)
     assert (evo.population_size, evo.sample_size) == (100, 25)
+    # The plain names are sized to the budget.
+    cfg = tiny_search_cfg("strategy=evolution", "search.num_children=100")
+    evo = instantiate(cfg.strategy)(space=NASNetSpace(), seed=0)
+    assert (evo.population_size, evo.sample_size) == (20, 5)
     rnd = instantiate(tiny_search_cfg("strategy=random").strategy)(space=NASNetSpace(), seed=0)
     assert isinstance(rnd, RandomSearch)
 
@@ -64,13 +82,25 @@ def test_strategy_configs_instantiate_with_the_paper_settings(tiny_search_cfg):
 def test_each_paper_preset_uses_its_papers_strategy(preset, strategy):
     cfg = compose_config("search", [f"experiment={preset}"])
     assert cfg.strategy._target_ == f"nas_lightning.strategies.{strategy}"
+    assert cfg.strategy.normalize_advantage is False  # the papers use raw advantages
     if strategy == "PPO":
         assert (cfg.strategy.lr, cfg.strategy.entropy_weight, cfg.strategy.baseline_decay) == (
             3.5e-4, 1e-5, 0.95
         )
+        assert (cfg.strategy.batch_size, cfg.controller.hidden, cfg.controller.layers) == (
+            10 if preset == "nasnet" else 5, 100, 1
+        )
+    else:  # NAS-RL
+        assert (cfg.strategy.lr, cfg.strategy.entropy_weight, cfg.strategy.baseline_decay) == (
+            6e-4, 0.0, 0.95
+        )
+        assert (cfg.controller.hidden, cfg.controller.layers, cfg.controller.init_range) == (
+            35, 2, 0.08
+        )
     for size in ("small", "large"):  # PPO, then NetAdapt
         cfg = compose_config("search", [f"experiment=mobilenetv3_{size}"])
         assert cfg.strategy.first._target_ == "nas_lightning.strategies.PPO"
+        assert (cfg.strategy.first.lr, cfg.controller.hidden) == (3.5e-4, 100)
         assert cfg.strategy.then._target_ == "nas_lightning.strategies.NetAdapt"
 
 
@@ -140,17 +170,17 @@ def test_resume_after_a_crash_inside_a_child_is_exact(tiny_search_cfg, tmp_path,
     overrides = [f"strategy={name}", *SMALL[name], "search.num_children=5"]
     full = run_search(tiny_search_cfg(*overrides, run_dir=tmp_path / "full"))
 
-    original = evaluator_module.LightningEvaluator.evaluate
+    original = evaluator_module.LightningEvaluator.run
     trained = []
 
-    def crash_at_3(self, index, proposal, strategy, before_tell):
-        if index == 3:
+    def crash_at_3(self, trial):
+        if trial.index == 3:
             raise KeyboardInterrupt  # the user's Ctrl-C, or the machine going away
-        trained.append(index)
-        return original(self, index, proposal, strategy, before_tell)
+        trained.append(trial.index)
+        return original(self, trial)
 
     part = tmp_path / "part"
-    monkeypatch.setattr(evaluator_module.LightningEvaluator, "evaluate", crash_at_3)
+    monkeypatch.setattr(evaluator_module.LightningEvaluator, "run", crash_at_3)
     with pytest.raises(KeyboardInterrupt):
         run_search(tiny_search_cfg(*overrides, run_dir=part))
     monkeypatch.undo()
@@ -159,8 +189,8 @@ def test_resume_after_a_crash_inside_a_child_is_exact(tiny_search_cfg, tmp_path,
     counted = []
     monkeypatch.setattr(
         evaluator_module.LightningEvaluator,
-        "evaluate",
-        lambda self, index, *a, **k: counted.append(index) or original(self, index, *a, **k),
+        "run",
+        lambda self, trial: counted.append(trial.index) or original(self, trial),
     )
     result = resumed(tiny_search_cfg, part, 5, *overrides)
     assert counted == [3, 4]  # children already recorded are not trained again

@@ -12,6 +12,7 @@ Lightning's optimizer only ever steps the supernet.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,8 @@ from nas_lightning.enas.supernet import Supernet
 from nas_lightning.errors import ConfigError
 from nas_lightning.genotypes.base import genotype_to_dict
 from nas_lightning.strategies.base import Proposal, Strategy
+
+log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
@@ -82,7 +85,7 @@ class EnasModule(pl.LightningModule):
         controller_steps: controller steps after each supernet epoch.
         controller_batch_size: validation images per controller reward.
         entropy_reward_weight: the sample's entropy times this is added to
-            the reward (ENAS: 1e-4); needs a strategy with a controller.
+            the reward (ENAS: 1e-4); none for strategies without a controller.
         channels_last: run convolutions in channels-last memory format.
         hooks: receives records and metrics (default: none).
         log_every_n_steps: supernet metrics every this many steps.
@@ -115,10 +118,9 @@ class EnasModule(pl.LightningModule):
         if entropy_reward_weight < 0:
             raise ConfigError("entropy_reward_weight", f"must be >= 0, got {entropy_reward_weight}")
         if entropy_reward_weight and getattr(strategy, "controller", None) is None:
-            raise ConfigError(
-                "entropy_reward_weight",
-                f"{type(strategy).__name__} has no controller to take an entropy from; set 0",
-            )
+            log.info("%s samples without a controller: no entropy bonus in the reward",
+                     type(strategy).__name__)
+            entropy_reward_weight = 0.0
         if lr_min < 0:
             raise ConfigError("lr_min", f"must be >= 0, got {lr_min}")
         if not isinstance(log_every_n_steps, int) or log_every_n_steps < 1:

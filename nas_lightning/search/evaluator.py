@@ -1,42 +1,32 @@
-"""Train one child with Lightning and report its reward through the callback."""
+"""Train one child with Lightning: the runner of every executor.
+
+``LightningEvaluator.run(trial) -> Result`` builds the network, trains it
+with a fresh Lightning Trainer (DDP included) and returns its metrics. It
+knows nothing of the strategy or the reward; the driver computes both.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch import nn
 
-from nas_lightning.callbacks import ControllerCallback
 from nas_lightning.child import ChildDivergedError, ChildModule, count_params
 from nas_lightning.data.base import ImageDataModule
 from nas_lightning.errors import ConfigError
-from nas_lightning.rewards.base import ChildMetrics
-from nas_lightning.strategies.base import Proposal, Strategy
+from nas_lightning.execution.base import Result, Trial, one_line
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ChildOutcome:
-    """What became of one child: its metrics and reward, or why it failed."""
-
-    status: str  # "ok", "diverged" or "failed"
-    metrics: ChildMetrics | None = None
-    reward: float | None = None
-    stats: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-    params: int | None = None
-    seconds: float = 0.0
-    recorded: bool = False
-    timing: dict[str, float] = field(default_factory=dict)
 
 
 def _sync(device: torch.device) -> None:
@@ -97,7 +87,7 @@ class ChildTimer(Callback):
 
 
 class LightningEvaluator:
-    """Builds, trains and validates children with a fresh Trainer each.
+    """The Lightning runner: builds, trains and validates children, a fresh Trainer each.
 
     Args:
         datamodule: the proxy task, loaded once and shared by all children.
@@ -105,7 +95,6 @@ class LightningEvaluator:
         trainer_factory: a Hydra partial of ``pytorch_lightning.Trainer``
             (accelerator, devices, strategy, precision ...).
         child: the proxy training recipe (``conf/child``).
-        reward_fn: ``ChildMetrics -> float``.
         run_dir: the search's run folder (Trainer's default_root_dir).
         seed: base seed; child ``i`` trains with seed ``seed + i``.
         probe: optional ``probe(net, genotype, in_channels=, num_classes=) ->
@@ -122,7 +111,6 @@ class LightningEvaluator:
         model_factory: Callable[..., nn.Module],
         trainer_factory: Callable[..., pl.Trainer],
         child: Any,
-        reward_fn: Callable[[ChildMetrics], float],
         run_dir: Path,
         seed: int = 0,
         probe: Callable[..., dict[str, Any]] | None = None,
@@ -133,7 +121,6 @@ class LightningEvaluator:
         self.model_factory = model_factory
         self.trainer_factory = trainer_factory
         self.child = child
-        self.reward_fn = reward_fn
         self.run_dir = Path(run_dir)
         self.seed = seed
         self.probe = probe
@@ -177,34 +164,28 @@ class LightningEvaluator:
             default_root_dir=str(self.run_dir),
         )
 
-    def evaluate(
-        self,
-        index: int,
-        proposal: Proposal,
-        strategy: Strategy,
-        before_tell: Callable[[ChildOutcome], None],
-    ) -> ChildOutcome:
-        """Train child ``index``; the callback tells the strategy its reward.
+    def run(self, trial: Trial) -> Result:
+        """Train one child and return its metrics; never raises for a bad child.
 
-        A child that crashes or diverges is returned with its status and a
-        one-line error; the strategy is not told (the loop decides).
+        A child that crashes or diverges comes back with its status and a
+        one-line error. Ctrl-C is not a child's failure and propagates.
         """
         start = time.perf_counter()
-        pl.seed_everything(self.seed + index, workers=True, verbose=False)
-        self.datamodule.seed = self.seed + index
-        outcome = ChildOutcome(status="ok")
-        callback: ControllerCallback | None = None
+        index = trial.index
+        pl.seed_everything(trial.seed, workers=True, verbose=False)
+        self.datamodule.seed = trial.seed
+        result = Result(index=index, attempt=trial.attempt, worker=worker_name())
         timer = ChildTimer()
         marks = {"start": start}
         try:
-            net = self.build(proposal.genotype)
-            outcome.params = count_params(net)
+            net = self.build(trial.genotype)
+            result.params = count_params(net)
             marks["build"] = time.perf_counter()
             extra = {}
             if self.probe is not None:
                 extra = dict(self.probe(
                     net,
-                    proposal.genotype,
+                    trial.genotype,
                     in_channels=self.datamodule.in_channels,
                     num_classes=self.datamodule.num_classes,
                 ))
@@ -221,37 +202,76 @@ class LightningEvaluator:
             )
             if self.compile_mode is not None:  # in place: parameter names stay the same
                 module.net.compile(mode=self.compile_mode)
-
-            def record_then_tell(metrics: ChildMetrics, reward: float) -> None:
-                outcome.metrics, outcome.reward = metrics, reward
-                outcome.seconds = time.perf_counter() - start
-                outcome.timing = _split(marks, timer, start + outcome.seconds)
-                metrics.extra["timing"] = outcome.timing  # after the reward: it never sees it
-                before_tell(outcome)
-                outcome.recorded = True
-
-            callback = ControllerCallback(
-                strategy, proposal, self.reward_fn, extra=extra, before_tell=record_then_tell
-            )
-            trainer = self.make_trainer([timer, *self.callbacks, callback])
+            metrics = ChildMetricsCallback(extra=extra)
+            trainer = self.make_trainer([timer, *self.callbacks, metrics])
             marks["init"] = time.perf_counter()
             trainer.fit(module, datamodule=self.datamodule)
-            if callback.calls != 1:
+            if metrics.calls != 1:
                 raise RuntimeError("training ended without validation (no reward computed)")
-            outcome.stats = callback.stats
+            result.val_acc, result.val_curve = metrics.val_acc, metrics.val_curve
+            result.params, result.extra = metrics.params, metrics.extra
+            result.train_seconds = metrics.seconds
+            result.timing = _split(marks, timer, time.perf_counter())
         except KeyboardInterrupt:
             raise
         except Exception as err:  # a bad child must not end the search
-            if outcome.recorded:  # failed after the record: the strategy's update
-                raise
-            outcome.status = "diverged" if isinstance(err, ChildDivergedError) else "failed"
-            outcome.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            log.warning("child %d %s: %s", index, outcome.status, outcome.error)
+            result.status = "diverged" if isinstance(err, ChildDivergedError) else "failed"
+            result.error = one_line(err)
+            result.val_acc, result.val_curve, result.extra = None, [], {}
+            log.warning("child %d %s: %s", index, result.status, result.error)
         finally:
-            outcome.seconds = time.perf_counter() - start
+            result.seconds = time.perf_counter() - start
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-        return outcome
+        return result
+
+
+class ChildMetricsCallback(Callback):
+    """Collect a child's validation results at the end of its ``fit``.
+
+    Under DDP every rank ends ``fit`` with the same synced accuracy (the
+    metric is reduced across ranks); figures measured outside the Trainer
+    (latency, seconds) differ per rank, so every rank takes rank 0's and
+    all ranks compute the same reward and make the same controller update.
+
+    Args:
+        monitor: the logged metric holding validation accuracy.
+        extra: metrics measured before training (latency, MACs).
+    """
+
+    def __init__(self, monitor: str = "val/acc", extra: dict[str, Any] | None = None) -> None:
+        self.monitor = monitor
+        self.extra = dict(extra or {})
+        self.calls = 0
+        self.val_acc: float | None = None
+        self.val_curve: list[float] = []
+        self.params = 0
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        seconds = time.perf_counter() - self._start
+        logged = trainer.callback_metrics
+        if self.monitor not in logged:
+            raise MisconfigurationException(
+                f"ChildMetricsCallback(monitor={self.monitor!r}) found no such metric; "
+                f"logged metrics: {sorted(logged)}"
+            )
+        self.val_acc = float(logged[self.monitor])
+        if trainer.world_size > 1:
+            self.extra, seconds = trainer.strategy.broadcast((self.extra, seconds), src=0)
+        self.seconds = seconds
+        self.val_curve = list(getattr(pl_module, "val_curve", []) or [self.val_acc])
+        self.params = count_params(getattr(pl_module, "net", pl_module))
+        self.calls += 1
+
+
+def worker_name() -> str:
+    """``pid@host`` of this process: where a child ran."""
+    return f"{os.getpid()}@{socket.gethostname()}"
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

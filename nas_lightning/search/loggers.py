@@ -174,8 +174,8 @@ class WandbSearchLogger(SearchLogger):
         self.init_timeout = float(init_timeout)
         self.group = group
         self.run = None
-        self._step_keys: set[str] = set()
         self.fallback: CSVSearchLogger | None = None
+        self._step_keys: set[str] = set()
 
     def _init(self, wandb: Any, mode: str, run_dir: Path, config: dict[str, Any]) -> Any:
         id_file = run_dir / "wandb_id.txt"

@@ -9,26 +9,32 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from nas_lightning.callbacks import ControllerCallback, FinishedChild, SearchCallback
 from nas_lightning.checks import check_search_config
 from nas_lightning.errors import ConfigError
+from nas_lightning.execution.base import Executor, Result, Trial, one_line
+from nas_lightning.execution.engine import Engine
+from nas_lightning.execution.runner import make_runner
 from nas_lightning.genotypes.base import genotype_to_dict
+from nas_lightning.rewards.base import ChildMetrics
 from nas_lightning.search.builders import build, build_partial
-from nas_lightning.search.evaluator import ChildOutcome, LightningEvaluator
 from nas_lightning.search.loggers import SearchLogger
 from nas_lightning.search.progress import SearchProgress, print_banner
 from nas_lightning.search.records import RunRecorder
 from nas_lightning.search.runfolder import RunFolder, open_run_folder
 from nas_lightning.search.threads import apply_num_threads
 from nas_lightning.spaces.base import SearchSpace
-from nas_lightning.strategies.base import Proposal, Strategy
+from nas_lightning.strategies.base import Strategy
 from nas_lightning.utils import global_rank, quiet_lightning
 from nas_lightning.viz import draw_search
 
@@ -48,30 +54,51 @@ class SearchResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def _record(index: int, proposal: Proposal, outcome: ChildOutcome, space: SearchSpace) -> dict:
-    m = outcome.metrics
+def _record(trial: Trial, result: Result, reward: float | None) -> dict[str, Any]:
+    genotype = trial.genotype
+    extra = dict(result.extra)
+    if result.status == "ok" and result.timing:
+        extra["timing"] = result.timing  # after the reward: it never sees it
     record: dict[str, Any] = {
-        "index": index,
-        "status": outcome.status,
-        "reward": outcome.reward,
-        "val_acc": m.val_acc if m else None,
-        "val_curve": m.val_curve if m else [],
-        "params": outcome.params,
-        "seconds": round(outcome.seconds, 3),
-        "genotype": genotype_to_dict(proposal.genotype)
-        if hasattr(proposal.genotype, "kind")
-        else proposal.genotype,
-        "actions": list(proposal.actions),
-        "steps": proposal.info.get("steps"),
-        "extra": m.extra if m else {},
+        "index": trial.index,
+        "status": result.status,
+        "reward": reward,
+        "val_acc": result.val_acc,
+        "val_curve": list(result.val_curve),
+        "params": result.params,
+        "seconds": round(result.seconds, 3),
+        "genotype": genotype_to_dict(genotype) if hasattr(genotype, "kind") else genotype,
+        "actions": list(trial.actions),
+        "steps": trial.proposal.info.get("steps"),
+        "extra": extra,
     }
-    if outcome.error:
-        record["error"] = outcome.error
+    if result.error:
+        record["error"] = result.error
+    if trial.attempt:
+        record["attempt"] = trial.attempt
+    if result.worker:
+        record["worker"] = result.worker
     return record
 
 
+def _reward(reward_fn: Callable[[ChildMetrics], float], result: Result) -> float | None:
+    """The driver's reward of an ok child; a reward that fails marks the child failed."""
+    if result.status != "ok":
+        return None
+    try:
+        reward = float(reward_fn(result.metrics()))
+        if not math.isfinite(reward):
+            raise ValueError(f"reward is {reward} for val_acc={result.val_acc}")
+        return reward
+    except Exception as err:  # a child's bad metrics must not end the search
+        result.status, result.error = "failed", one_line(err)
+        log.warning("child %d failed: %s", result.index, result.error)
+        return None
+
+
 def _replay(strategy: Strategy, space: SearchSpace, records: list[dict], failed_reward) -> None:
-    """Bring a restored strategy level with the recorded children.
+    """Bring a restored strategy level with the recorded children (run folders
+    written before the engine saved its in-flight trials).
 
     The strategy state on disk is saved after each child's ``tell``; a crash
     between a child's record and that save leaves records the state has not
@@ -91,6 +118,20 @@ def _replay(strategy: Strategy, space: SearchSpace, records: list[dict], failed_
         reward = record["reward"] if record["status"] == "ok" else failed_reward
         if reward is not None:
             strategy.tell(proposal, reward)
+
+
+def search_mode(cfg: DictConfig, executor: Executor) -> tuple[str, int]:
+    """``search.mode`` and the batch size it implies (1 in async mode)."""
+    mode = cfg.search.get("mode") or "async"
+    if mode not in ("async", "batch"):
+        raise ConfigError("search.mode", f"must be 'async' or 'batch', got {mode!r}")
+    if mode == "async":
+        return mode, 1
+    size = cfg.search.get("batch_size")
+    size = executor.max_concurrent if size is None else size
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ConfigError("search.batch_size", f"must be an integer >= 1, got {size!r}")
+    return mode, size
 
 
 def run_search(cfg: DictConfig) -> SearchResult:
@@ -121,84 +162,91 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
     if cfg.strategy.get("controller") is not None:
         build_partial(cfg.controller, "controller", space.decisions)  # validates it
     strategy: Strategy = build_partial(cfg.strategy, "strategy", space=space, seed=int(cfg.seed))
-    model_factory = build(cfg.model, "model")
     reward_fn = build(cfg.reward, "reward")
-    datamodule = build(cfg.dataset, "dataset")
-    trainer_factory = build(cfg.trainer, "trainer")
-    probe = build(cfg.latency, "latency") if cfg.get("latency") else None
     logger: SearchLogger = build(cfg.logger, "logger") if cfg.get("logger") else SearchLogger()
-    optimizer = None
-    if cfg.child.get("optimizer"):
-        optimizer = build(cfg.child.optimizer, "child.optimizer")
     failed_reward = cfg.search.get("failed_reward")
-    if rank == 0:
-        datamodule.prepare_data()
-    datamodule.setup("fit")
-    evaluator = LightningEvaluator(
-        datamodule, model_factory, trainer_factory, cfg.child, reward_fn, run_dir,
-        seed=int(cfg.seed), probe=probe, optimizer=optimizer,
+    runner = make_runner(cfg, prepare=rank == 0)
+    executor: Executor = build_partial(
+        cfg.get("executor") or {"_target_": "nas_lightning.execution.local.LocalExecutor",
+                                 "_partial_": True},
+        "executor", runner=runner, cfg=cfg,
     )
+    try:
+        mode, batch_size = search_mode(cfg, executor)
+    except ConfigError:
+        executor.shutdown()
+        raise
+    probe = getattr(runner, "probe", None)
 
     records = folder.records  # run folder checks: runfolder.py
     recorder = RunRecorder(run_dir, enabled=rank == 0, run_id=folder.run_id, recorded=records)
-    if records:
-        state = folder.strategy_state()
-        if state is not None:
-            strategy.load_state_dict(state)
-        _replay(strategy, space, records, failed_reward)
-        log.info("resuming %s after %d recorded children", run_dir, len(records))
-    elif cfg.resume:
-        log.info("resuming %s: no children recorded yet, starting afresh", run_dir)
-    if rank == 0:
-        folder.write_config(cfg)
-        logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
-    digest: list[dict[str, Any]] = []
+    engine = Engine(
+        cfg, strategy, space, executor, recorder,
+        reward_fn=lambda result: _reward(reward_fn, result),
+        record_fn=_record,
+        num_children=num_children, mode=mode, batch_size=batch_size,
+        replay=lambda records: _replay(strategy, space, records, failed_reward),
+    )
     completed = False
     progress = SearchProgress(cfg, num_children, done=len(records), enabled=rank == 0,
                               threads=threads).start()
 
     try:
-        for index in range(len(records), num_children):
-            if getattr(strategy, "finished", False):
-                log.info("strategy %s finished after %d children", type(strategy).__name__, index)
-                break
-            space.set_progress(index)
-            proposal = strategy.ask()
-
-            def write(outcome: ChildOutcome, index=index, proposal=proposal) -> None:
-                record = _record(index, proposal, outcome, space)
-                recorder.append_child(record)
-                records.append(record)
-
-            outcome = evaluator.evaluate(index, proposal, strategy, before_tell=write)
-            if not outcome.recorded:  # failed child: record it, maybe tell a fixed reward
-                write(outcome)
-                if failed_reward is not None:
-                    outcome.stats = strategy.tell(proposal, float(failed_reward))
-            recorder.save_strategy(strategy.state_dict())
-            record = records[-1]
-            record["best_reward"] = recorder.best["reward"] if recorder.best else None
-            if rank == 0:
-                logger.log_child(record, outcome.stats)
-                progress.child_end(record, outcome.stats)
-            if cfg.search.get("rank_digest"):
-                digest.append({"index": index, "actions": list(proposal.actions),
-                               "reward": outcome.reward, **_controller_digest(strategy)})
+        engine.restore(records, folder.strategy_state() if records else None)
+        records = engine.records
+        if rank == 0:
+            folder.write_config(cfg)
+            logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
+        engine.callbacks = [ControllerCallback(strategy, logger if rank == 0 else None,
+                                               failed_reward), *engine.callbacks]
+        if rank == 0:
+            engine.callbacks.append(ProgressCallback(progress))
+        if cfg.search.get("rank_digest"):
+            engine.callbacks.append(DigestCallback(strategy))
+        engine.run()
         completed = True
     finally:
+        executor.shutdown()
         progress.close()
         if rank == 0:  # reward_curve.png, best_architecture.png (+ W&B images)
-            draw_search(run_dir, records, recorder.best, progress.baselines, logger)
-        if rank == 0 and hasattr(strategy, "finish"):  # a strategy's own results (NetAdapt)
-            strategy.finish(run_dir)
-        summary = _finish(cfg, run_dir, records, recorder, probe, logger, rank, start,
+            draw_search(run_dir, engine.records, recorder.best, progress.baselines, logger)
+        if rank == 0:
+            strategy.finish(run_dir)  # a strategy's own results (NetAdapt)
+        summary = _finish(cfg, run_dir, engine.records, recorder, probe, logger, rank, start,
                           folder.status(completed))
+        for callback in engine.callbacks:
+            callback.on_search_end(engine.records)
         if cfg.search.get("rank_digest"):
             digest_dir = run_dir / "rank_digest"
             digest_dir.mkdir(parents=True, exist_ok=True)
+            digest = next((c.rows for c in engine.callbacks if isinstance(c, DigestCallback)), [])
             (digest_dir / f"rank{rank}.json").write_text(json.dumps(digest))
     return SearchResult(run_dir, records, recorder.best, strategy, space,
                         time.perf_counter() - start, summary)
+
+
+class DigestCallback(SearchCallback):
+    """Per-rank digest of each child and the controller after its update (DDP checks)."""
+
+    def __init__(self, strategy: Strategy) -> None:
+        self.strategy = strategy
+        self.rows: list[dict[str, Any]] = []
+
+    def on_children_end(self, children: Sequence[FinishedChild]) -> None:
+        for c in children:
+            self.rows.append({"index": c.trial.index, "actions": list(c.trial.actions),
+                              "reward": c.reward, **_controller_digest(self.strategy)})
+
+
+class ProgressCallback(SearchCallback):
+    """The search's progress display (bar or lines), one update per child."""
+
+    def __init__(self, progress: SearchProgress) -> None:
+        self.progress = progress
+
+    def on_children_end(self, children: Sequence[FinishedChild]) -> None:
+        for c in children:
+            self.progress.child_end(c.record, c.stats)
 
 
 def _controller_digest(strategy: Strategy) -> dict[str, Any]:
@@ -225,7 +273,7 @@ def _finish(cfg, run_dir, records, recorder, probe, logger, rank, start,
     }
     if rank != 0:
         return summary
-    if probe is not None and hasattr(probe, "summary"):
+    if probe is not None and hasattr(probe, "summary"):  # a LatencyProbe
         summary["latency"] = probe.summary()
     if probe is not None and hasattr(probe, "finish"):
         for name, path in (probe.finish(run_dir, records) or {}).items():

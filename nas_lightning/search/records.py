@@ -203,10 +203,10 @@ def _parse_children(path: Path, data: bytes) -> tuple[list[dict[str, Any]], int]
 
     Only the last line can be cut short by a crash (lines are appended whole
     and fsynced one after another): it is left out. A corrupt line before
-    it, or a record out of sequence (lost or duplicated children), is an
-    error naming the line.
+    it, or a child recorded twice, is an error naming the line.
     """
     records: list[dict[str, Any]] = []
+    seen: set[int] = set()
     lines = data.split(b"\n")  # the piece after the last newline is b"" when intact
     offset = good = 0
     for number, line in enumerate(lines, start=1):
@@ -224,11 +224,14 @@ def _parse_children(path: Path, data: bytes) -> tuple[list[dict[str, Any]], int]
                     "resume", f"{path}:{number} is not a valid record (the file is corrupt "
                     "before its last line)"
                 ) from None
-            if record.get("index") != len(records):
+            # Children trained in parallel are recorded as they end, not in index
+            # order; a child recorded twice is corruption.
+            if not isinstance(record.get("index"), int) or record["index"] in seen:
                 raise ConfigError(
-                    "resume", f"{path}:{number} records child {record.get('index')!r} where "
-                    f"child {len(records)} was expected (children lost or recorded twice)"
+                    "resume", f"{path}:{number} records child {record.get('index')!r} again "
+                    "(recorded twice) or without an index"
                 )
+            seen.add(record["index"])
             records.append(record)
         offset = end
         if line.strip() or number < len(lines):

@@ -20,9 +20,9 @@ from nas_lightning.errors import ConfigError
 from nas_lightning.search.records import MANIFEST, atomic_write
 
 # Overrides that may differ between the original run and its continuation.
-_FREE = ("resume", "run_dir", "search.num_children", "logger", "hydra")
+_FREE = ("resume", "run_dir", "search.num_children", "logger", "hydra", "executor")
 # Config keys left out of a run's identity (may change on resume).
-_NOT_IDENTITY = ("resume", "run_dir", "logger")
+_NOT_IDENTITY = ("resume", "run_dir", "logger", "executor")
 MANIFEST_FORMAT = 1
 
 
@@ -121,7 +121,8 @@ def _load_saved(run_dir: Path) -> DictConfig:
 def resume_config(cfg: DictConfig, overrides: list[str] | None = None) -> DictConfig:
     """The saved config of ``cfg.resume``, with this command's overrides on top.
 
-    Only the budget (``search.num_children``) and the logger may change: a
+    Only the budget (``search.num_children``), the logger and the executor
+    may change: a
     different space, strategy, seed or recipe would not reproduce the
     recorded children, and is refused, on the command line as in a
     hand-edited ``config.yaml``. ``logger=<name>`` replaces the logger;
@@ -143,7 +144,8 @@ def resume_config(cfg: DictConfig, overrides: list[str] | None = None) -> DictCo
         if not key.startswith(_FREE):
             raise ConfigError(
                 "resume",
-                f"cannot change {key!r} when resuming; only search.num_children and logger",
+                f"cannot change {key!r} when resuming; only search.num_children, logger "
+                "and executor",
             )
     changes = [o for o, k in zip(overrides, keys, strict=True)
                if k == "search.num_children" or k.startswith("logger.")]
@@ -153,6 +155,8 @@ def resume_config(cfg: DictConfig, overrides: list[str] | None = None) -> DictCo
     merged = OmegaConf.merge(saved, OmegaConf.from_dotlist([o.lstrip("+") for o in changes]))
     if "logger" in keys:  # a new logger group: this command's, with its logger.* values
         merged.logger = cfg.get("logger")
+    if any(k.startswith("executor") for k in keys):
+        merged.executor = cfg.executor  # where children train: results do not depend on it
     merged.resume = str(run_dir)
     merged.run_dir = str(run_dir)
     return merged

@@ -7,14 +7,21 @@ surrogate as against trained children.
 
 from __future__ import annotations
 
+import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, overload
 
 from nas_lightning.errors import ConfigError
 from nas_lightning.spaces.base import Actions, SearchSpace
+
+# What ``tell`` accepts per proposal: a scalar reward; None for an invalid
+# architecture (it failed to build, train or measure); or, for strategies
+# with several objectives (``Strategy.objectives``), a tuple or a dict of them.
+Value = float | None | Sequence[float] | dict[str, float]
 
 
 @dataclass
@@ -39,6 +46,13 @@ class Proposal:
 
 class Strategy(ABC):
     """Propose architectures (``ask``) and learn from their rewards (``tell``).
+
+    Invalid architectures, one rule for every strategy: ``tell(proposal, None)``.
+    The proposal counts as told and is never learned from as if it had a
+    reward: RL controllers skip it (or learn from ``invalid_reward`` when set),
+    evolution keeps it out of its population, Optuna marks its trial FAIL.
+    A non-finite number is refused with a ValueError: a NaN reward is a bug to
+    surface (a diverged child should be told None or a chosen number).
 
     Args:
         space: the search space.
@@ -71,19 +85,69 @@ class Strategy(ABC):
         self.num_proposed += len(proposals)
         return proposals[0] if n is None else proposals
 
+    #: Objectives a strategy optimises jointly; one (the reward) for all but
+    #: multi-objective strategies, which take a tuple or dict per proposal.
+    objectives: tuple[str, ...] = ("reward",)
+
     def tell(
         self,
         proposals: Proposal | Sequence[Proposal],
-        rewards: float | Sequence[float],
+        rewards: Value | Sequence[Value],
     ) -> dict[str, float]:
-        """Learn from rewards; returns statistics to log (may be empty)."""
+        """Learn from rewards (None: an invalid architecture); returns statistics to log."""
         if isinstance(proposals, Proposal):
             proposals, rewards = [proposals], [rewards]
-        proposals, rewards = list(proposals), [float(r) for r in rewards]
+        proposals, rewards = list(proposals), [self._check_value(r) for r in rewards]
         if len(proposals) != len(rewards):
             raise ValueError(f"{len(proposals)} proposals but {len(rewards)} rewards")
         self.num_told += len(proposals)
         return self._learn(proposals, rewards)
+
+    @property
+    def finished(self) -> bool:
+        """True once the strategy has nothing more to propose (the loop stops asking)."""
+        return False
+
+    def can_ask(self, in_flight: int) -> bool:
+        """Whether a proposal may be asked while ``in_flight`` children are untold.
+
+        True by default: any number of children may train at once. A strategy
+        that must hear every reward of a round before proposing the next one
+        (NetAdapt) says False while children are in flight.
+        """
+        return True
+
+    def report(self) -> dict[str, Any]:
+        """The strategy's own results, for the run folder (empty by default)."""
+        return {}
+
+    def finish(self, run_dir: str | Path) -> None:
+        """Write the strategy's own results into the run folder at the end (none by default)."""
+        return None
+
+    def objective_values(self, reward: float, metrics: Any = None) -> Value:
+        """What the search loop tells for a trained child.
+
+        Single-objective strategies take the scalar reward; multi-objective
+        ones override this to pick their objectives from the child's metrics
+        (``ChildMetrics``: ``val_acc``, ``params``, ``extra["latency_ms"]``...).
+        """
+        return reward
+
+    def _check_value(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if len(self.objectives) > 1 or isinstance(value, (dict, list, tuple)):
+            raise ValueError(
+                f"{type(self).__name__} optimises one reward; got {value!r} "
+                "(a tuple or dict is for multi-objective strategies)"
+            )
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(
+                f"rewards must be finite, got {value}; tell None for an invalid architecture"
+            )
+        return value
 
     def _make(self, actions: Sequence[int], log_prob: float | None = None) -> Proposal:
         actions = self.space.check(actions)

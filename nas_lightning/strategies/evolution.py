@@ -6,7 +6,8 @@ each proposal samples ``sample_size`` members of the population uniformly
 reward as the parent and mutates exactly one of its active decisions to a
 different value. Every told child joins the population and the *oldest*
 member leaves, not the worst: aging keeps re-testing what survives, which
-makes the search robust to noisy rewards.
+makes the search robust to noisy rewards. An invalid child (told None) never
+joins the population.
 
 It works on any space's decision list: an anchor decision (NAS-RL skip
 connections) is just a categorical of size ``2 ** num_prev``.
@@ -23,9 +24,23 @@ from nas_lightning.spaces.base import Actions, SearchSpace
 from nas_lightning.strategies.base import Proposal, Strategy
 
 
-def _fitness(reward: float) -> float:
-    """NaN (a failed child) ranks below everything."""
-    return -math.inf if math.isnan(reward) else reward
+def _fitness(reward: float | None) -> float:
+    """None or NaN (from a state saved by an older version) ranks below everything."""
+    return -math.inf if reward is None or math.isnan(reward) else reward
+
+
+def budget_population(budget: int | None, low: int, high: int) -> int:
+    """A population for a budget: a fifth of it, within ``[low, high]``.
+
+    The first population is drawn at random, so a population as large as the
+    budget is random search; a fifth leaves four fifths of the children to
+    selection (P=20 for 100 children; the papers' 100 from 500 on).
+    """
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ConfigError(
+            "budget", f"must be an integer >= 1 when population_size is null, got {budget!r}"
+        )
+    return min(high, max(low, budget // 5))
 
 
 def _copy(member: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -38,19 +53,28 @@ class RegularizedEvolution(Strategy):
 
     Args:
         space: the search space.
-        population_size: P, members kept alive (the paper: 100).
-        sample_size: S, tournament size (the paper: 25).
+        population_size: P, members kept alive (the paper: 100); None: from
+            ``budget`` (:func:`budget_population`).
+        sample_size: S, tournament size (the paper: 25); None: P / 4, at
+            least 2 (the paper's ratio).
+        budget: the children the search will train; only read when
+            ``population_size`` is None.
         seed: the only randomness source.
     """
 
     def __init__(
         self,
         space: SearchSpace,
-        population_size: int = 100,
-        sample_size: int = 25,
+        population_size: int | None = 100,
+        sample_size: int | None = 25,
+        budget: int | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__(space, seed)
+        if population_size is None:
+            population_size = budget_population(budget, low=10, high=100)
+        if sample_size is None:
+            sample_size = min(population_size, max(2, population_size // 4))
         if not isinstance(population_size, int) or population_size < 1:
             raise ConfigError(
                 "population_size", f"must be an integer >= 1, got {population_size!r}"
@@ -107,9 +131,9 @@ class RegularizedEvolution(Strategy):
         child[i] = new + 1 if new >= child[i] else new
         return tuple(child), i
 
-    def _learn(self, proposals: list[Proposal], rewards: list[float]) -> dict[str, float]:
+    def _learn(self, proposals: list[Proposal], rewards: list[float | None]) -> dict[str, float]:
         for p, r in zip(proposals, rewards, strict=True):
-            if not p.actions:  # outside the action grid: cannot be mutated
+            if r is None or not p.actions:  # invalid, or outside the action grid
                 continue
             member = {"id": p.id, "actions": list(p.actions), "reward": r}
             self.population.append(member)

@@ -195,6 +195,10 @@ class NetAdapt(Strategy):
         self._advance()
         return self._finished
 
+    def can_ask(self, in_flight: int) -> bool:
+        """An iteration decides only once all its proposals are told: wait for them."""
+        return in_flight == 0 or bool(self.pending)
+
     def _advance(self) -> None:
         if self._finished or self.pending:
             return
@@ -337,7 +341,8 @@ class NetAdapt(Strategy):
             if entry is None:
                 log.warning("netadapt: a reward for %s, which is not awaited, is ignored", slot)
                 continue
-            self.results.append({**entry, "reward": r if math.isfinite(r) else None, "child": p.id})
+            reward = r if r is not None and math.isfinite(r) else None
+            self.results.append({**entry, "reward": reward, "child": p.id})
             stats["netadapt/latency_ms"] = entry["latency_ms"]
         stats["netadapt/iteration"] = float(self.iteration)
         stats["netadapt/step_ms"] = _num(self.step)

@@ -16,7 +16,6 @@ after it (concurrent workers) are still weighted correctly.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -39,6 +38,7 @@ class PPO(PolicyGradientStrategy):
         baseline_decay: EMA decay of the reward baseline (NASNet: 0.95).
         entropy_weight: weight of the entropy bonus (NASNet: 1e-5).
         grad_clip: clip the controller's gradient norm (None: off).
+        normalize_advantage, invalid_reward: see :class:`PolicyGradientStrategy`.
         batch_size: children per update; a sequential search updates every
             ``batch_size`` children.
         epochs: gradient steps over each batch.
@@ -55,6 +55,8 @@ class PPO(PolicyGradientStrategy):
         baseline_decay: float = 0.95,
         entropy_weight: float = 1e-5,
         grad_clip: float | None = None,
+        normalize_advantage: bool = False,
+        invalid_reward: float | None = None,
         batch_size: int = 10,
         epochs: int = 4,
         clip: float = 0.2,
@@ -74,6 +76,8 @@ class PPO(PolicyGradientStrategy):
             baseline_decay=baseline_decay,
             entropy_weight=entropy_weight,
             grad_clip=grad_clip,
+            normalize_advantage=normalize_advantage,
+            invalid_reward=invalid_reward,
             seed=seed,
         )
         self.batch_size, self.epochs, self.clip = batch_size, epochs, clip
@@ -81,10 +85,8 @@ class PPO(PolicyGradientStrategy):
         self.buffer: list[dict[str, Any]] = []
         self.num_updates = 0
 
-    def _learn(self, proposals: list[Proposal], rewards: list[float]) -> dict[str, float]:
-        bad = [r for r in rewards if not math.isfinite(r)]
-        if bad:  # refuse before buffering, so the buffer never holds a poisoned batch
-            raise ValueError(f"rewards must be finite, got {bad}; tell a failed child a number")
+    def _learn(self, proposals: list[Proposal], rewards: list[float | None]) -> dict[str, float]:
+        proposals, rewards = self._valid(proposals, rewards)
         for p, r in zip(proposals, rewards, strict=True):
             if not p.actions:  # outside the action grid: nothing to score
                 continue

@@ -39,6 +39,15 @@ class PolicyGradientStrategy(Strategy):
         baseline_decay: EMA decay of the reward baseline.
         entropy_weight: weight of the entropy bonus.
         grad_clip: clip the controller's gradient norm (None: off).
+        normalize_advantage: divide each advantage by a running standard
+            deviation of the rewards (an EMA with ``baseline_decay``). Rewards
+            that lie close together (accuracies within a few points) otherwise
+            give gradients so small that the controller barely leaves uniform
+            within a few hundred children; normalised, the step size no longer
+            depends on the reward's scale. The papers do not normalise.
+        invalid_reward: the reward learned from for an invalid architecture
+            (``tell(p, None)``); None: skip it, no gradient and no baseline
+            update.
         seed: seeds the controller's initial weights and its sampling.
     """
 
@@ -51,9 +60,15 @@ class PolicyGradientStrategy(Strategy):
         baseline_decay: float = 0.95,
         entropy_weight: float = 1e-4,
         grad_clip: float | None = None,
+        normalize_advantage: bool = False,
+        invalid_reward: float | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__(space, seed)
+        if invalid_reward is not None and not math.isfinite(invalid_reward):
+            raise ConfigError(
+                "invalid_reward", f"must be a finite number or null, got {invalid_reward}"
+            )
         if lr <= 0:
             raise ConfigError("lr", f"must be > 0, got {lr}")
         if not 0 <= baseline_decay < 1:
@@ -75,7 +90,12 @@ class PolicyGradientStrategy(Strategy):
         self.baseline_decay = baseline_decay
         self.entropy_weight = entropy_weight
         self.grad_clip = grad_clip
+        self.normalize_advantage = bool(normalize_advantage)
+        self.invalid_reward = None if invalid_reward is None else float(invalid_reward)
         self.baseline: float | None = None
+        # EMA of (reward - baseline)^2 over `num_deviations` rewards after the first.
+        self.reward_var = 0.0
+        self.num_deviations = 0
         self.generator = torch.Generator().manual_seed(self.seed)
 
     def _propose(self, n: int) -> list[Proposal]:
@@ -99,6 +119,17 @@ class PolicyGradientStrategy(Strategy):
         actions = torch.tensor([p.actions[:k] for p in proposals], dtype=torch.long)
         return self.controller(actions=actions)
 
+    def _valid(
+        self, proposals: list[Proposal], rewards: list[float | None]
+    ) -> tuple[list[Proposal], list[float]]:
+        """Drop invalid proposals (reward None), or give them ``invalid_reward``."""
+        kept = [
+            (p, self.invalid_reward if r is None else r)
+            for p, r in zip(proposals, rewards, strict=True)
+        ]
+        kept = [(p, r) for p, r in kept if r is not None]
+        return [p for p, _ in kept], [r for _, r in kept]
+
     def _step(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -111,13 +142,32 @@ class PolicyGradientStrategy(Strategy):
         bad = [r for r in rewards if not math.isfinite(r)]
         if bad:  # one NaN would poison the baseline and every later gradient
             raise ValueError(f"rewards must be finite, got {bad}; tell a failed child a number")
-        if self.baseline is None:
+        first = self.baseline is None
+        if first:
             self.baseline = sum(rewards) / len(rewards)
         baseline = self.baseline
         adv = torch.tensor([r - baseline for r in rewards])
-        for r in rewards:
-            self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * r
+        d = self.baseline_decay
+        for i, r in enumerate(rewards):
+            if not (first and i == 0):  # the very first reward is its own baseline
+                # The spread is measured before the baseline absorbs r, like the advantage.
+                self.reward_var = d * self.reward_var + (1 - d) * (r - self.baseline) ** 2
+                self.num_deviations += 1
+            self.baseline = d * self.baseline + (1 - d) * r
+        if self.normalize_advantage:
+            adv = adv / self.reward_std if self.reward_std > 1e-12 else torch.zeros_like(adv)
         return adv, baseline
+
+    @property
+    def reward_std(self) -> float:
+        """Bias-corrected EMA standard deviation of the rewards (as Adam corrects its moments).
+
+        It includes the rewards just told, so the first informative children
+        already get steps of order one.
+        """
+        if self.num_deviations == 0:
+            return 0.0
+        return math.sqrt(self.reward_var / (1 - self.baseline_decay**self.num_deviations))
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
@@ -126,6 +176,8 @@ class PolicyGradientStrategy(Strategy):
             controller=copy.deepcopy(self.controller.state_dict()),
             optimizer=copy.deepcopy(self.optimizer.state_dict()),
             baseline=self.baseline,
+            reward_var=self.reward_var,
+            num_deviations=self.num_deviations,
             generator=self.generator.get_state(),
         )
         return state
@@ -135,13 +187,18 @@ class PolicyGradientStrategy(Strategy):
         self.controller.load_state_dict(state["controller"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.baseline = state["baseline"]
+        self.reward_var = float(state.get("reward_var", 0.0))
+        self.num_deviations = int(state.get("num_deviations", 0))
         self.generator.set_state(state["generator"])
 
 
 class Reinforce(PolicyGradientStrategy):
     """REINFORCE: one gradient step per ``tell`` (per child, or per batch)."""
 
-    def _learn(self, proposals: list[Proposal], rewards: list[float]) -> dict[str, float]:
+    def _learn(self, proposals: list[Proposal], rewards: list[float | None]) -> dict[str, float]:
+        proposals, rewards = self._valid(proposals, rewards)
+        if not proposals:
+            return {}
         adv, baseline = self._advantages(rewards)
         out = self._score(proposals)
         loss = -(adv * out.log_prob).mean() - self.entropy_weight * out.entropy.mean()

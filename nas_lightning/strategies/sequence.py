@@ -65,7 +65,13 @@ class StrategySequence(Strategy):
     def finished(self) -> bool:
         """The second phase's ``finished`` (the first phase never finishes the search)."""
         self._advance()
-        return self.phase == 1 and bool(getattr(self.then, "finished", False))
+        return self.phase == 1 and self.then.finished
+
+    def can_ask(self, in_flight: int) -> bool:
+        """The switch takes the first phase's best: every first-phase child must be told."""
+        if self.phase == 0:
+            return self.asked_first < self.first_children or in_flight == 0
+        return self.then.can_ask(in_flight)
 
     def _advance(self) -> None:
         if self.phase == 0 and self.asked_first >= self.first_children:
@@ -113,7 +119,9 @@ class StrategySequence(Strategy):
             stats.update(strategy.tell([p for p, _ in batch], [r for _, r in batch]))
             if phase == 0:
                 for p, r in batch:
-                    if math.isfinite(r) and (self.best is None or r > self.best["reward"]):
+                    if r is None or not math.isfinite(r):
+                        continue
+                    if self.best is None or r > self.best["reward"]:
                         self.best = {"genotype": p.genotype, "reward": r, "child": p.id}
         keys = getattr(getattr(self.make_then, "func", self.make_then), "STAT_KEYS", ())
         for key in keys:  # one set of columns for the CSV logger, whatever the phase
@@ -123,7 +131,7 @@ class StrategySequence(Strategy):
 
     def finish(self, run_dir: str | Path) -> None:
         """Let the second phase write its results (``NetAdapt.finish``)."""
-        if self.then is not None and hasattr(self.then, "finish"):
+        if self.then is not None:
             self.then.finish(run_dir)
 
     def state_dict(self) -> dict[str, Any]:

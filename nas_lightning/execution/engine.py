@@ -1,0 +1,225 @@
+"""The one-way search engine: ask, submit, and for each result record, then tell.
+
+Data flows one way. The strategy proposes on the driver; an executor trains
+the trial wherever it likes and returns a plain :class:`Result`; the driver
+computes the reward, writes the record (fsynced) and only then fires the
+callbacks, the first of which (:class:`~nas_lightning.callbacks.ControllerCallback`)
+tells the strategy. Two ways to learn from parallel children:
+
+* ``async``: tell each result as it arrives and ask a new child at once
+  (PPO weights stale proposals by the log-probability stored at ask time);
+* ``batch``: ask ``batch_size`` children, wait for all, tell them together
+  (NAS-RL's m children per controller replica, NASNet's PPO batches).
+
+Resume: the strategy's state is saved after every ask and every tell, with
+the trials asked but not yet told. A resumed search tells those already
+recorded, trains the others again (they were in flight) and never trains a
+recorded child twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from nas_lightning.callbacks import FinishedChild, SearchCallback
+from nas_lightning.execution.base import Executor, Result, Trial
+from nas_lightning.genotypes.base import genotype_from_dict, genotype_to_dict
+from nas_lightning.search.records import RunRecorder
+from nas_lightning.spaces.base import SearchSpace
+from nas_lightning.strategies.base import Proposal, Strategy
+
+log = logging.getLogger("nas_lightning.search")
+
+
+class Engine:
+    """Drive one search: the loop's state between asks and tells.
+
+    Args:
+        cfg: the search config (seed, run folder, resume).
+        strategy, space: what proposes and what it proposes from.
+        executor: where children train.
+        recorder: the run folder's writer.
+        reward_fn: ``Result -> reward`` on the driver (None for a failed child).
+        record_fn: ``(trial, result, reward) -> record`` (one ``children.jsonl`` line).
+        num_children: the budget, counted in children asked.
+        mode: ``async`` or ``batch``; ``batch_size`` children per batch.
+        replay: ``(records) -> None`` for run folders saved without trials
+            in flight (the older format): replays asks and tells.
+    """
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        strategy: Strategy,
+        space: SearchSpace,
+        executor: Executor,
+        recorder: RunRecorder,
+        reward_fn: Callable[[Result], float | None],
+        record_fn: Callable[[Trial, Result, float | None], dict[str, Any]],
+        num_children: int,
+        mode: str = "async",
+        batch_size: int = 1,
+        replay: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.strategy, self.space, self.executor = strategy, space, executor
+        self.recorder, self.reward_fn, self.record_fn = recorder, reward_fn, record_fn
+        self.num_children, self.mode, self.batch_size = num_children, mode, batch_size
+        self.replay = replay
+        self.seed = int(cfg.seed)
+        self.run_dir = Path(recorder.run_dir)
+        self.records: list[dict[str, Any]] = []
+        self.callbacks: list[SearchCallback] = []
+        self.pending: dict[int, Trial] = {}  # asked, not yet told
+        self.done: dict[int, FinishedChild] = {}  # recorded, waiting to be told
+        self.resubmit: list[Trial] = []
+        self.next_index = 0
+
+    # -- resume -----------------------------------------------------------------
+    def restore(self, records: list[dict[str, Any]], state: dict[str, Any] | None) -> None:
+        """Continue from a run folder's records and its saved strategy state.
+
+        Args:
+            records: the recorded children (this list becomes the engine's own).
+            state: ``strategy.pt`` as saved by :meth:`save_state` (None: none, or
+                one that does not match the records; the strategy replays them).
+        """
+        self.records = records
+        self.next_index = len(records)
+        if not records:
+            if self.cfg.get("resume"):
+                log.info("resuming %s: no children recorded yet, starting afresh", self.run_dir)
+            return
+        state = dict(state) if state is not None else None
+        engine = state.pop("engine", None) if state is not None else None
+        if state is not None:
+            self.strategy.load_state_dict(state)
+        if engine is None:  # saved without its trials in flight
+            if self.replay is not None:
+                self.replay(records)
+        else:
+            self.next_index = int(engine["next_index"])
+            trials = {t["index"]: trial_from_state(t) for t in engine["pending"]}
+            self.pending.update(sorted(trials.items()))
+            for r in records:  # recorded but not told before the crash, in record order
+                trial = trials.pop(r["index"], None)
+                if trial is not None:
+                    result = Result(index=r["index"], status=r["status"], attempt=trial.attempt)
+                    self.done[trial.index] = FinishedChild(trial, result, r["reward"], r)
+            self.resubmit = list(trials.values())  # lost in flight: train them again
+        log.info("resuming %s after %d recorded children (%d to train again)", self.run_dir,
+                 len(records), len(self.resubmit))
+
+    # -- the loop ---------------------------------------------------------------
+    def run(self) -> None:
+        for callback in self.callbacks:
+            callback.on_search_start(self.run_dir, self.records)
+        self._tell_ready()
+        for trial in self.resubmit:
+            self.executor.submit(trial)
+        self.resubmit = []
+        while True:
+            self._ask()
+            if not self.executor.in_flight:
+                break
+            for result in self.executor.wait():
+                self._finish(result)
+            self._tell_ready()
+        if self.pending:  # a batch cut short by its strategy: tell what finished
+            self._tell_ready(force=True)
+
+    def _ask(self) -> None:
+        if self.mode == "batch":
+            if self.pending:
+                return  # the batch is not told yet
+            n = self.batch_size
+        else:
+            n = self.executor.free_slots()
+        n = min(n, self.num_children - self.next_index)
+        asked = []
+        for _ in range(max(0, n)):
+            if not self.strategy.can_ask(len(self.pending)):
+                break
+            if self.strategy.finished:
+                log.info("strategy %s finished after %d children",
+                         type(self.strategy).__name__, self.next_index)
+                break
+            self.space.set_progress(self.next_index)
+            proposal = self.strategy.ask()
+            trial = Trial(self.next_index, proposal, seed=self.seed + self.next_index)
+            self.pending[trial.index] = trial
+            self.next_index += 1
+            asked.append(trial)
+        if asked:
+            self.save_state()  # before training: a crash now loses no proposal
+            for trial in asked:
+                self.executor.submit(trial)
+
+    def _finish(self, result: Result) -> None:
+        trial = self.pending[result.index]
+        trial.attempt = result.attempt
+        reward = self.reward_fn(result)
+        record = self.record_fn(trial, result, reward)
+        self.recorder.append_child(record)  # on disk before anything learns from it
+        self.records.append(record)
+        self.done[trial.index] = FinishedChild(trial, result, reward, record)
+
+    def _tell_ready(self, force: bool = False) -> None:
+        if not self.done:
+            return
+        if self.mode == "batch" and not force and len(self.done) < len(self.pending):
+            return
+        groups = [list(self.done.values())] if self.mode == "batch" else [
+            [c] for c in self.done.values()
+        ]
+        for group in groups:
+            for c in group:
+                del self.done[c.trial.index]
+                del self.pending[c.trial.index]
+                best = self.recorder.best
+                c.record["best_reward"] = best["reward"] if best else None
+            for callback in self.callbacks:
+                callback.on_children_end(group)
+        self.save_state()
+
+    def save_state(self) -> None:
+        """The strategy's state with the trials asked but not told (resume reads both)."""
+        state = self.strategy.state_dict()
+        state["engine"] = {
+            "next_index": self.next_index,
+            "pending": [trial_to_state(t) for t in self.pending.values()],
+        }
+        self.recorder.save_strategy(state)
+
+
+def trial_to_state(trial: Trial) -> dict[str, Any]:
+    """A trial as plain data (``torch.load(weights_only=True)`` reads it back)."""
+    p = trial.proposal
+    structured = hasattr(p.genotype, "kind")
+    return {
+        "index": trial.index,
+        "seed": trial.seed,
+        "attempt": trial.attempt,
+        "id": p.id,
+        "actions": list(p.actions),
+        "genotype": genotype_to_dict(p.genotype) if structured else p.genotype,
+        "structured": structured,
+        "log_prob": p.log_prob,
+        "info": p.info,
+    }
+
+
+def trial_from_state(state: dict[str, Any]) -> Trial:
+    genotype = state["genotype"]
+    if state["structured"]:
+        genotype = genotype_from_dict(genotype)
+    proposal = Proposal(
+        id=state["id"], actions=tuple(state["actions"]), genotype=genotype,
+        log_prob=state["log_prob"], info=dict(state["info"]),
+    )
+    return Trial(state["index"], proposal, seed=state["seed"], attempt=state["attempt"])

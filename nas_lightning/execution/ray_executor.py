@@ -1,0 +1,227 @@
+"""Children in Ray workers: one machine with several GPUs, or a Ray cluster.
+
+Each child is a Ray task with the declared resources (``cpus_per_child``,
+fractional ``gpus_per_child``); Ray places it on a worker process, which
+builds the runner once from the search config (long-lived workers import
+torch once) and trains the child with the same Lightning Trainer as the
+local executor. The dataset goes into Ray's object store once and every
+worker reads it from there. Workers return plain results; the driver alone
+writes the run folder, updates the strategy and logs.
+
+A child whose worker dies (process killed, node lost) is submitted again up
+to ``max_retries`` times, then recorded as failed; the search goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+import nas_lightning
+from nas_lightning.errors import ConfigError
+from nas_lightning.execution.base import Executor, Result, Runner, Trial, one_line
+
+log = logging.getLogger("nas_lightning.search")
+
+_RUNNERS: dict[str, Runner] = {}  # per worker process: built once per search config
+
+
+def import_ray() -> Any:
+    """``ray``, or a one-line error saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "", "executor=ray needs Ray: pip install -e \".[ray]\" (or pip install ray)"
+        ) from None
+    return ray
+
+
+def package_env() -> dict[str, Any]:
+    """A runtime environment whose workers import this very copy of nas_lightning."""
+    root = str(Path(nas_lightning.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return {"env_vars": {"PYTHONPATH": path}}
+
+
+def init_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, **kwargs: Any) -> None:
+    """Start a private Ray on this machine (no dashboard) whose workers import this package."""
+    ray = import_ray()
+    ray.init(
+        num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
+        runtime_env=package_env(), **kwargs,
+    )
+
+
+def _worker_run(handles: list[Any], trial: Trial) -> Result:
+    """Runs in a Ray worker: build the runner on first use, then train one child."""
+    import ray
+    import torch
+
+    from nas_lightning.execution.runner import make_runner
+    from nas_lightning.utils import quiet_lightning
+
+    cfg_ref, data_ref, threads = handles
+    key = cfg_ref.hex()
+    runner = _RUNNERS.get(key)
+    if runner is None:
+        quiet_lightning()
+        torch.set_num_threads(threads)
+        cfg = OmegaConf.create(ray.get(cfg_ref))
+        datamodule = ray.get(data_ref) if data_ref is not None else None
+        runner = make_runner(cfg, datamodule=datamodule, prepare=False)
+        _RUNNERS.clear()  # one search per worker at a time: free the last one's data
+        _RUNNERS[key] = runner
+    return runner.run(trial)
+
+
+class RayExecutor(Executor):
+    """Train children as Ray tasks.
+
+    Args:
+        runner: the driver's runner; its dataset (if any) is put in the object
+            store once and shared by all workers.
+        cfg: the resolved search config; workers build their runner from it.
+        cpus_per_child: CPUs reserved per child (also its torch threads unless
+            ``search.num_threads`` is an integer).
+        gpus_per_child: GPUs per child; fractions share a GPU (0.5: two children).
+        max_concurrent: children in flight at once; None: as many as the
+            cluster's CPUs (and GPUs) fit.
+        address: None: start a local Ray on this machine; ``auto`` or
+            ``ray://host:10001``: join a running cluster.
+        max_retries: submissions again of a child whose worker died.
+        num_cpus, num_gpus: resources of a local Ray (None: Ray detects them).
+    """
+
+    def __init__(
+        self,
+        runner: Runner,
+        cfg: DictConfig,
+        cpus_per_child: float = 1,
+        gpus_per_child: float = 0,
+        max_concurrent: int | None = None,
+        address: str | None = None,
+        max_retries: int = 2,
+        num_cpus: int | None = None,
+        num_gpus: int | None = None,
+    ) -> None:
+        if not (isinstance(cpus_per_child, (int, float)) and cpus_per_child > 0):
+            raise ConfigError("cpus_per_child", f"must be > 0, got {cpus_per_child!r}")
+        if not (isinstance(gpus_per_child, (int, float)) and gpus_per_child >= 0):
+            raise ConfigError("gpus_per_child", f"must be >= 0, got {gpus_per_child!r}")
+        if gpus_per_child > 1 and gpus_per_child != int(gpus_per_child):
+            raise ConfigError(
+                "gpus_per_child", f"above 1 must be whole, got {gpus_per_child!r}"
+            )
+        if max_concurrent is not None and not (
+            isinstance(max_concurrent, int) and max_concurrent >= 1
+        ):
+            raise ConfigError(
+                "max_concurrent", f"must be an integer >= 1, got {max_concurrent!r}"
+            )
+        if not (isinstance(max_retries, int) and max_retries >= 0):
+            raise ConfigError(
+                "max_retries", f"must be an integer >= 0, got {max_retries!r}"
+            )
+        strategy = str((cfg.get("trainer") or {}).get("strategy") or "") if cfg is not None else ""
+        if strategy.startswith("ddp"):
+            raise ConfigError(
+                "", f"children with trainer.strategy={strategy} need executor=local: DDP "
+                "relaunches the search script for each rank, which a Ray worker cannot do",
+            )
+        ray = self.ray = import_ray()
+        self.started = False
+        if not ray.is_initialized():
+            if address is None:
+                init_local_ray(num_cpus=num_cpus, num_gpus=num_gpus)
+            else:
+                ray.init(address=address, runtime_env=package_env())
+            self.started = True
+        if max_concurrent is None:
+            total = ray.cluster_resources()
+            fits = [int(total.get("CPU", 1) // cpus_per_child)]
+            if gpus_per_child:
+                fits.append(int(total.get("GPU", 0) // gpus_per_child))
+            max_concurrent = max(1, min(fits))
+        self.max_concurrent = max_concurrent
+        self.max_retries = max_retries
+        threads = max(1, int(cpus_per_child))  # a child's torch threads: its reserved CPUs
+        if cfg is not None:
+            from nas_lightning.search.threads import resolve_num_threads
+
+            threads = resolve_num_threads(cfg.search.get("num_threads"), cfg.get("executor")) or (
+                threads
+            )
+        container = OmegaConf.to_container(cfg, resolve=True) if cfg is not None else {}
+        datamodule = getattr(runner, "datamodule", None)
+        # Into the object store once; workers read these, never a copy per child.
+        self.handles = [
+            ray.put(container),
+            ray.put(datamodule) if datamodule is not None else None,
+            int(threads),
+        ]
+        self.task = ray.remote(_worker_run).options(
+            num_cpus=cpus_per_child, num_gpus=gpus_per_child, max_retries=0
+        )
+        self.queue: deque[Trial] = deque()
+        self.running: dict[Any, Trial] = {}
+        log.info("ray executor: %d children at once, %s CPU + %s GPU each (%s)",
+                 max_concurrent, cpus_per_child, gpus_per_child, address or "local Ray")
+
+    def submit(self, trial: Trial) -> None:
+        self.queue.append(trial)
+        self._fill()
+
+    def _fill(self) -> None:
+        while self.queue and len(self.running) < self.max_concurrent:
+            trial = self.queue.popleft()
+            self.running[self.task.remote(self.handles, trial)] = trial
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.running) + len(self.queue)
+
+    def wait(self) -> list[Result]:
+        ray = self.ray
+        results: list[Result] = []
+        while not results:
+            self._fill()
+            if not self.running:
+                return results
+            ready, _ = ray.wait(list(self.running), num_returns=1)
+            more, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=0)
+            for ref in dict.fromkeys([*ready, *more]):
+                trial = self.running.pop(ref)
+                try:
+                    results.append(ray.get(ref))
+                except ray.exceptions.RayTaskError as err:  # raised by our code in the worker
+                    results.append(Result.failure(trial, one_line(getattr(err, "cause", err))))
+                except ray.exceptions.RayError as err:  # the worker or its node went away
+                    if trial.attempt < self.max_retries:
+                        log.warning("child %d: worker lost (%s); trying again (%d of %d)",
+                                    trial.index, type(err).__name__, trial.attempt + 1,
+                                    self.max_retries)
+                        trial.attempt += 1
+                        self.queue.appendleft(trial)
+                    else:
+                        results.append(Result.failure(
+                            trial, f"worker lost {trial.attempt + 1} times: {one_line(err)}"
+                        ))
+        return results
+
+    def shutdown(self) -> None:
+        for ref in list(self.running):
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:  # already finished or gone
+                pass
+        self.running.clear()
+        self.queue.clear()
+        if self.started and self.ray.is_initialized():
+            self.ray.shutdown()
+            self.started = False

@@ -1,0 +1,123 @@
+"""Strategy presets by name, from Python: the YAML files ``python search.py`` composes.
+
+``make_strategy("ppo", space, budget=100, seed=0)`` reads
+``conf/strategy/ppo.yaml`` (and the controller file it needs), sets the budget
+where the CLI's ``search.num_children`` would be, and instantiates it, so a
+preset means the same thing in code and on the command line
+(``python search.py strategy=ppo search.num_children=100``).
+
+Two kinds of preset. The plain names are the defaults, made for the budgets
+most users have (tens to a few hundred children); the suffixed names are the
+papers' exact settings, which the ``experiment=`` presets use and which need
+the papers' budgets (10,000+ children):
+
+============================  ==================================================================
+preset                        meaning
+============================  ==================================================================
+``random``                    uniform sampling; the baseline
+``evolution``                 aging evolution, population budget/5 (10..100), tournament P/4
+``evolution_amoebanet``       AmoebaNet: population 100, tournament 25
+``reinforce``                 REINFORCE, LSTM 32x1, Adam 3e-3, normalised advantages, per child
+``reinforce_nas_rl``          NAS-RL: LSTM 35x2 (init 0.08), Adam 6e-4, EMA 0.95, no entropy
+``ppo``                       PPO, LSTM 32x1, Adam 3e-3, normalised advantages, batch 5
+``ppo_nasnet``                NASNet (and MnasNet): LSTM 100x1, Adam 3.5e-4, entropy 1e-5, batch 10
+``tpe``                       Optuna's multivariate TPE, 10 random startup trials
+``nsga2``                     Optuna's NSGA-II, population budget/5 (10..50); several objectives
+============================  ==================================================================
+
+Measured against random search on the project's tabular benchmarks:
+BENCHMARKS_STRATEGIES.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from nas_lightning.errors import ConfigError
+from nas_lightning.spaces.base import SearchSpace
+from nas_lightning.strategies.base import Strategy
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A strategy file of ``conf/strategy`` and the controller file it runs with."""
+
+    strategy: str
+    controller: str | None
+    meaning: str
+
+
+PRESETS: dict[str, Preset] = {
+    "random": Preset("random", None, "uniform sampling; the baseline"),
+    "evolution": Preset("evolution", None, "aging evolution sized to the budget"),
+    "evolution_amoebanet": Preset("evolution_amoebanet", None, "AmoebaNet's P=100, S=25"),
+    "reinforce": Preset("reinforce", "lstm_small", "REINFORCE for small budgets"),
+    "reinforce_nas_rl": Preset("reinforce_nas_rl", "lstm_nas_rl", "NAS-RL's REINFORCE"),
+    "ppo": Preset("ppo", "lstm_small", "PPO for small budgets"),
+    "ppo_nasnet": Preset("ppo_nasnet", "lstm", "NASNet's (and MnasNet's) PPO"),
+    "tpe": Preset("tpe", None, "Optuna's multivariate TPE"),
+    "nsga2": Preset("nsga2", None, "Optuna's NSGA-II"),
+}
+
+
+def strategy_config(
+    name: str,
+    budget: int = 100,
+    overrides: Sequence[str] = (),
+    conf_dir: str | Path = CONF,
+) -> DictConfig:
+    """The resolved ``strategy`` node of a preset, as ``search.py`` would compose it.
+
+    Args:
+        name: a key of :data:`PRESETS`.
+        budget: the number of children (``search.num_children``).
+        overrides: dot-list overrides such as ``strategy.lr=1e-3`` or
+            ``controller.hidden=32``.
+        conf_dir: the config folder (the repository's ``conf``).
+    """
+    if name not in PRESETS:
+        raise ConfigError("strategy", f"unknown preset {name!r}; one of {sorted(PRESETS)}")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ConfigError("budget", f"must be an integer >= 1, got {budget!r}")
+    preset, conf_dir = PRESETS[name], Path(conf_dir)
+    if not (conf_dir / "strategy").is_dir():
+        raise ConfigError("conf_dir", f"{conf_dir} has no strategy/ folder (the repo's conf)")
+    root = OmegaConf.create({"search": {"num_children": budget}})
+    root.strategy = OmegaConf.load(conf_dir / "strategy" / f"{preset.strategy}.yaml")
+    if preset.controller is not None:
+        root.controller = OmegaConf.load(conf_dir / "controller" / f"{preset.controller}.yaml")
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError("overrides", f"expected key=value, got {bad}")
+    root = OmegaConf.merge(root, OmegaConf.from_dotlist(list(overrides)))
+    OmegaConf.resolve(root)
+    return root.strategy
+
+
+def make_strategy(
+    name: str,
+    space: SearchSpace,
+    budget: int = 100,
+    seed: int = 0,
+    overrides: Sequence[str] = (),
+    conf_dir: str | Path = CONF,
+) -> Strategy:
+    """A strategy built from a named preset (see the module's table).
+
+    Example::
+
+        strategy = make_strategy("ppo", space, budget=100, seed=0)
+        for _ in range(100):
+            p = strategy.ask()
+            strategy.tell(p, evaluate(p.genotype))  # None: an invalid architecture
+    """
+    from nas_lightning.search.builders import build_partial
+
+    node = strategy_config(name, budget, overrides, conf_dir)
+    return build_partial(node, "strategy", space=space, seed=int(seed))

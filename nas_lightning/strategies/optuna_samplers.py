@@ -1,0 +1,310 @@
+"""Optuna's samplers behind the ask/tell interface: TPE and NSGA-II.
+
+Each proposal is one Optuna trial: ``study.ask()``, then one
+``suggest_categorical`` per active decision of the space (its action index),
+and ``tell`` is ``study.tell``. Optuna does the sampling; this module only
+maps decisions to parameters and keeps the study resumable:
+
+* the sampler is rebuilt before every ask with a seed derived from the
+  strategy's seed and the trial number, so what a trial proposes depends only
+  on the seed and the told history, not on how many asks this process made;
+* ``state_dict`` holds every trial as plain data (params, values, state,
+  Optuna's system attributes such as NSGA-II's generation) and the study's
+  system attributes (NSGA-II's parent populations), and
+  ``load_state_dict`` rebuilds the study with ``add_trial``; a resumed
+  strategy proposes exactly what the uninterrupted one would.
+
+Several objectives (NSGA-II): ``objectives`` names what to optimise, each
+with a direction. The search loop tells ``objective_values(reward, metrics)``,
+which picks ``reward``, ``val_acc``, ``params`` or any measured extra such as
+the latency probe's ``latency_ms`` from the trained child's metrics; a user's
+own loop tells a tuple (in ``objectives`` order) or a dict.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from nas_lightning.errors import ConfigError
+from nas_lightning.spaces.base import SearchSpace
+from nas_lightning.strategies.base import Proposal, Strategy
+from nas_lightning.strategies.evolution import budget_population
+
+try:
+    import optuna
+except ImportError:  # pragma: no cover - optuna is a dependency
+    optuna = None
+
+# Directions of the objectives a search knows; others need ``directions``.
+KNOWN_DIRECTIONS = {
+    "reward": "maximize",
+    "val_acc": "maximize",
+    "latency_ms": "minimize",
+    "params": "minimize",
+    "macs": "minimize",
+}
+_SEED_STRIDE = 1_000_003  # sampler seed = seed * stride + trial number
+
+
+class OptunaStrategy(Strategy):
+    """One Optuna trial per proposal; subclasses choose the sampler.
+
+    Args:
+        space: the search space.
+        objectives: names of the values told per proposal (see module doc).
+        directions: ``maximize`` / ``minimize`` per objective; None: from
+            :data:`KNOWN_DIRECTIONS`.
+        seed: seeds the sampler (per trial, see module doc).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Sequence[str] = ("reward",),
+        directions: Sequence[str] | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(space, seed)
+        if optuna is None:
+            raise ConfigError("strategy", "needs optuna: pip install optuna")
+        objectives = tuple(str(o) for o in objectives)
+        if not objectives or len(set(objectives)) != len(objectives):
+            raise ConfigError("objectives", f"must be distinct names, got {list(objectives)}")
+        if directions is None:
+            unknown = [o for o in objectives if o not in KNOWN_DIRECTIONS]
+            if unknown:
+                raise ConfigError(
+                    "directions", f"give a direction for {unknown} (maximize or minimize)"
+                )
+            directions = [KNOWN_DIRECTIONS[o] for o in objectives]
+        directions = tuple(str(d) for d in directions)
+        if len(directions) != len(objectives) or not set(directions) <= {"maximize", "minimize"}:
+            raise ConfigError(
+                "directions",
+                f"need one of maximize/minimize per objective {list(objectives)}, "
+                f"got {list(directions)}",
+            )
+        self.objectives, self.directions = objectives, directions
+        self.trials: list[dict[str, Any]] = []  # every asked trial, as plain data
+        self.study = self._new_study()
+
+    def _make_sampler(self, seed: int) -> Any:
+        raise NotImplementedError
+
+    def _new_study(self) -> Any:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return optuna.create_study(
+            sampler=self._make_sampler(self.seed), directions=list(self.directions)
+        )
+
+    def _propose(self, n: int) -> list[Proposal]:
+        k = self.space.num_active
+        pad = [0] * (len(self.space.decisions) - k)
+        proposals = []
+        for _ in range(n):
+            number = len(self.study.trials)
+            self.study.sampler = self._make_sampler(self.seed * _SEED_STRIDE + number)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                trial = self.study.ask()
+                actions = [
+                    trial.suggest_categorical(d.name, list(range(d.size)))
+                    for d in self.space.decisions[:k]
+                ]
+            proposal = self._make(actions + pad)
+            proposal.info["trial"] = trial.number
+            self.trials.append({"number": trial.number, "params": dict(trial.params)})
+            proposals.append(proposal)
+        return proposals
+
+    def _values(self, value: Any) -> list[float]:
+        if isinstance(value, dict):
+            missing = [o for o in self.objectives if o not in value]
+            if missing:
+                raise ValueError(f"objectives {missing} missing from {sorted(value)}")
+            value = [value[o] for o in self.objectives]
+        elif not isinstance(value, (list, tuple)):
+            value = [value]
+        if len(value) != len(self.objectives):
+            raise ValueError(
+                f"expected {len(self.objectives)} values {list(self.objectives)}, got {value!r}"
+            )
+        values = [float(v) for v in value]
+        if not all(v == v and abs(v) != float("inf") for v in values):
+            raise ValueError(f"values must be finite, got {values}; tell None when invalid")
+        return values
+
+    def _check_value(self, value: Any) -> Any:
+        return None if value is None else self._values(value)
+
+    def objective_values(self, reward: float, metrics: Any = None) -> dict[str, float]:
+        """Pick this strategy's objectives from a trained child's metrics."""
+        found: dict[str, Any] = {"reward": reward}
+        if metrics is not None:
+            found.update(getattr(metrics, "extra", {}) or {})
+            found.update(val_acc=metrics.val_acc, params=metrics.params)
+        missing = [o for o in self.objectives if found.get(o) is None]
+        if missing:
+            raise ValueError(
+                f"objectives {missing} were not measured; available: {sorted(found)} "
+                "(latency_ms needs a latency probe: latency=eager_cpu)"
+            )
+        return {o: float(found[o]) for o in self.objectives}
+
+    def _learn(self, proposals: list[Proposal], rewards: list[Any]) -> dict[str, float]:
+        by_number = {t["number"]: t for t in self.trials}
+        for p, values in zip(proposals, rewards, strict=True):
+            number = p.info.get("trial")
+            record = by_number.get(number)
+            if record is None or "state" in record:
+                raise ValueError(f"proposal {p.id} is not an open trial of this strategy")
+            if values is None:
+                self.study.tell(number, state=optuna.trial.TrialState.FAIL)
+                record["state"] = "fail"
+            else:
+                self.study.tell(number, values)
+                record.update(state="complete", values=list(values))
+            frozen = self.study.get_trials(deepcopy=False)[number]
+            record["system_attrs"] = dict(frozen.system_attrs)
+        done = [t for t in self.trials if t.get("state") == "complete"]
+        stats = {"trials_complete": float(len(done))}
+        if len(self.objectives) == 1 and done:
+            pick = max if self.directions[0] == "maximize" else min
+            stats["best"] = pick(t["values"][0] for t in done)
+        return stats
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["trials"] = copy.deepcopy(self.trials)
+        # Samplers keep state in the study too (NSGA-II: each generation's parents).
+        storage, study_id = self.study._storage, self.study._study_id
+        state["study_system_attrs"] = copy.deepcopy(storage.get_study_system_attrs(study_id))
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.trials = copy.deepcopy(list(state["trials"]))
+        self.study = self._new_study()
+        states = {
+            "complete": optuna.trial.TrialState.COMPLETE,
+            "fail": optuna.trial.TrialState.FAIL,
+            None: optuna.trial.TrialState.RUNNING,  # asked, not told when saved
+        }
+        for t in self.trials:
+            distributions = {
+                d.name: optuna.distributions.CategoricalDistribution(list(range(d.size)))
+                for d in self.space.decisions
+                if d.name in t["params"]
+            }
+            self.study.add_trial(
+                optuna.trial.create_trial(
+                    state=states[t.get("state")],
+                    values=t.get("values"),
+                    params=t["params"],
+                    distributions=distributions,
+                    system_attrs=t.get("system_attrs", {}),
+                )
+            )
+        # Trial ids in them match: a fresh in-memory study numbers trials as added.
+        storage, study_id = self.study._storage, self.study._study_id
+        for key, value in state.get("study_system_attrs", {}).items():
+            storage.set_study_system_attr(study_id, key, copy.deepcopy(value))
+
+
+class TPE(OptunaStrategy):
+    """Tree-structured Parzen estimator (Optuna's ``TPESampler``).
+
+    Args:
+        space: the search space.
+        n_startup_trials: random trials before TPE models the history.
+        multivariate: model decisions jointly (Optuna's multivariate TPE),
+            which suits architectures, whose decisions interact.
+        objectives, directions, seed: see :class:`OptunaStrategy`.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        n_startup_trials: int = 10,
+        multivariate: bool = True,
+        objectives: Sequence[str] = ("reward",),
+        directions: Sequence[str] | None = None,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(n_startup_trials, int) or n_startup_trials < 0:
+            raise ConfigError(
+                "n_startup_trials", f"must be an integer >= 0, got {n_startup_trials!r}"
+            )
+        self.n_startup_trials, self.multivariate = n_startup_trials, bool(multivariate)
+        super().__init__(space, objectives=objectives, directions=directions, seed=seed)
+
+    def _make_sampler(self, seed: int) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                n_startup_trials=self.n_startup_trials,
+                multivariate=self.multivariate,
+                seed=seed,
+            )
+
+
+class NSGA2(OptunaStrategy):
+    """NSGA-II (Optuna's ``NSGAIISampler``): a Pareto search over several objectives.
+
+    For MnasNet's trade-off: ``objectives=("val_acc", "latency_ms")`` with a
+    latency probe, instead of folding latency into a scalar reward.
+
+    Args:
+        space: the search space.
+        population_size: children per generation; None: from ``budget``
+            (a fifth of it, within 10..50).
+        mutation_prob: per-decision mutation probability (None: Optuna's
+            ``1 / number of decisions``).
+        crossover_prob: probability of a crossover (else a copy of a parent).
+        objectives, directions, seed: see :class:`OptunaStrategy`.
+        budget: the children the search will train; only read when
+            ``population_size`` is None.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        population_size: int | None = 50,
+        mutation_prob: float | None = None,
+        crossover_prob: float = 0.9,
+        objectives: Sequence[str] = ("reward",),
+        directions: Sequence[str] | None = None,
+        budget: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if population_size is None:
+            population_size = budget_population(budget, low=10, high=50)
+        if not isinstance(population_size, int) or population_size < 2:
+            raise ConfigError(
+                "population_size", f"must be an integer >= 2, got {population_size!r}"
+            )
+        if mutation_prob is not None and not 0 <= mutation_prob <= 1:
+            raise ConfigError("mutation_prob", f"must be in [0, 1] or null, got {mutation_prob}")
+        if not 0 <= crossover_prob <= 1:
+            raise ConfigError("crossover_prob", f"must be in [0, 1], got {crossover_prob}")
+        self.population_size = population_size
+        self.mutation_prob, self.crossover_prob = mutation_prob, crossover_prob
+        super().__init__(space, objectives=objectives, directions=directions, seed=seed)
+
+    def _make_sampler(self, seed: int) -> Any:
+        return optuna.samplers.NSGAIISampler(
+            population_size=self.population_size,
+            mutation_prob=self.mutation_prob,
+            crossover_prob=self.crossover_prob,
+            seed=seed,
+        )
+
+    def pareto_front(self) -> list[dict[str, Any]]:
+        """The told trials no other dominates: ``[{"number", "params", "values"}]``."""
+        return [
+            {"number": t.number, "params": dict(t.params), "values": list(t.values)}
+            for t in self.study.best_trials
+        ]

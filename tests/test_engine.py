@@ -1,0 +1,180 @@
+"""The one-way engine with simulated children (no training): modes, resume, checks."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TINY, compose_config
+
+from nas_lightning.errors import ConfigError
+from nas_lightning.execution.simulated import TableRunner
+from nas_lightning.search.loop import run_search
+from nas_lightning.search.records import read_children
+from nas_lightning.search.resume import resume_config
+
+# The tabular benchmark's space: children are looked up, not trained.
+TABLE = [
+    "runner=table",
+    "search_space.num_blocks=1",
+    "search_space.ops=[identity,max_pool_3x3,sep_conv_3x3]",
+    "search_space.combines=[add]",
+]
+
+
+def table_cfg(run_dir, *overrides):
+    return compose_config("search", [f"run_dir={run_dir}", *TINY, *TABLE, *overrides])
+
+
+def actions(result):
+    return [r["actions"] for r in result.records]
+
+
+@pytest.mark.parametrize("strategy", ["reinforce", "ppo", "evolution"])
+def test_batch_mode_tells_whole_batches(tmp_path, monkeypatch, strategy):
+    from nas_lightning.strategies.base import Strategy
+
+    sizes = []
+    original = Strategy.tell
+
+    def tell(self, proposals, rewards):
+        sizes.append(len(proposals) if isinstance(proposals, list) else 1)
+        return original(self, proposals, rewards)
+
+    monkeypatch.setattr(Strategy, "tell", tell)
+    extra = {"ppo": ["strategy.batch_size=3"], "evolution": ["strategy.population_size=4",
+                                                               "strategy.sample_size=2"]}
+    result = run_search(table_cfg(tmp_path, f"strategy={strategy}", *extra.get(strategy, []),
+                                  "search.mode=batch", "search.batch_size=3",
+                                  "search.num_children=8"))
+    assert sizes == [3, 3, 2]  # the last batch is cut by the budget
+    assert [r["index"] for r in result.records] == list(range(8))
+    assert result.strategy.num_told == 8
+
+
+def test_async_mode_tells_one_child_at_a_time(tmp_path, monkeypatch):
+    from nas_lightning.strategies.base import Strategy
+
+    sizes = []
+    original = Strategy.tell
+
+    def tell(self, proposals, rewards):
+        sizes.append(len(proposals) if isinstance(proposals, list) else 1)
+        return original(self, proposals, rewards)
+
+    monkeypatch.setattr(Strategy, "tell", tell)
+    run_search(table_cfg(tmp_path, "strategy=ppo", "strategy.batch_size=2",
+                         "search.num_children=5"))
+    assert sizes == [1] * 5
+
+
+def test_batch_mode_differs_from_async_for_reinforce(tmp_path):
+    """One update per batch: later children come from a different controller."""
+    a = run_search(table_cfg(tmp_path / "a", "search.num_children=6", "strategy.lr=0.05"))
+    b = run_search(table_cfg(tmp_path / "b", "search.num_children=6", "strategy.lr=0.05",
+                             "search.mode=batch", "search.batch_size=3"))
+    assert actions(a)[:1] == actions(b)[:1]  # the first child: same controller, same seed
+    assert actions(a) != actions(b)
+
+
+@pytest.mark.parametrize("mode", ["async", "batch"])
+def test_crash_mid_child_resumes_without_duplicates(tmp_path, monkeypatch, mode):
+    """Ctrl-C while child 4 trains: its proposal was saved; resume trains it, nothing twice."""
+    over = ["strategy=ppo", "strategy.batch_size=2", "strategy.lr=0.05", "search.num_children=8",
+            f"search.mode={mode}", "search.batch_size=3"]
+    full = run_search(table_cfg(tmp_path / "full", *over))
+    original = TableRunner.run
+
+    def crash_at_4(self, trial):
+        if trial.index == 4:
+            raise KeyboardInterrupt
+        return original(self, trial)
+
+    monkeypatch.setattr(TableRunner, "run", crash_at_4)
+    part = tmp_path / "part"
+    with pytest.raises(KeyboardInterrupt):
+        run_search(table_cfg(part, *over))
+    monkeypatch.undo()
+    assert [r["index"] for r in read_children(part)] == [0, 1, 2, 3]
+    trained = []
+    monkeypatch.setattr(TableRunner, "run",
+                        lambda self, trial: trained.append(trial.index) or original(self, trial))
+    cfg = table_cfg(part, *over, f"resume={part}")
+    result = run_search(resume_config(cfg, overrides=["search.num_children=8"]))
+    assert trained == [4, 5, 6, 7]
+    assert [r["index"] for r in read_children(part)] == list(range(8))
+    assert actions(result) == actions(full)
+
+
+def test_record_without_tell_is_told_on_resume(tmp_path, monkeypatch):
+    """Killed after a child's record, before its tell: resume tells it, trains nothing again."""
+    from nas_lightning.callbacks import ControllerCallback
+
+    over = ["strategy=reinforce", "strategy.lr=0.05", "search.num_children=6"]
+    full = run_search(table_cfg(tmp_path / "full", *over))
+    original = ControllerCallback.on_children_end
+
+    def die_at_3(self, children):
+        if children[0].trial.index == 3:
+            raise KeyboardInterrupt
+        return original(self, children)
+
+    monkeypatch.setattr(ControllerCallback, "on_children_end", die_at_3)
+    part = tmp_path / "part"
+    with pytest.raises(KeyboardInterrupt):
+        run_search(table_cfg(part, *over))
+    monkeypatch.undo()
+    assert len(read_children(part)) == 4
+    result = run_search(resume_config(table_cfg(part, *over, f"resume={part}"), overrides=[]))
+    assert actions(result) == actions(full)
+    assert result.strategy.num_told == 6
+    assert [r["index"] for r in read_children(part)] == list(range(6))
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("search.mode=sometimes", "search.mode"),
+        ("search.batch_size=0", "search.batch_size"),
+        ("executor.max_concurrent=2", "executor.max_concurrent"),
+    ],
+)
+def test_engine_settings_are_checked(tmp_path, override, key):
+    with pytest.raises(ConfigError) as err:
+        run_search(table_cfg(tmp_path, "search.mode=batch", override))
+    assert err.value.key == key
+
+
+def test_a_reward_that_fails_marks_the_child_failed(tmp_path):
+    result = run_search(table_cfg(tmp_path, "reward=mnasnet_soft", "search.num_children=2"))
+    assert [r["status"] for r in result.records] == ["failed", "failed"]
+    assert "latency" in result.records[0]["error"]
+    assert result.strategy.num_told == 0
+
+
+def test_paper_presets_learn_in_batches():
+    nas_rl = compose_config("search", ["run_dir=/tmp/unused", "experiment=nas_rl"])
+    assert (nas_rl.search.mode, nas_rl.search.batch_size) == ("batch", 4)
+    assert nas_rl.search.batch_size <= nas_rl.search_space.grow_every
+    nasnet = compose_config("search", ["run_dir=/tmp/unused", "experiment=nasnet"])
+    assert nasnet.search.mode == "batch"
+    assert nasnet.search.batch_size == nasnet.strategy.batch_size == 10
+    default = compose_config("search", ["run_dir=/tmp/unused"])
+    assert default.search.mode == "async" and default.executor.max_concurrent == 1
+
+
+def test_a_batch_spanning_two_depths_is_told_per_depth(tmp_path, monkeypatch):
+    """NAS-RL's space grows mid-batch: REINFORCE scores one depth at a time."""
+    result = run_search(compose_config("search", [
+        f"run_dir={tmp_path}", "experiment=nas_rl", "logger=csv", "dataset.val_size=256",
+        "search.num_children=3", "search_space.num_layers=3", "search_space.start_layers=2",
+        "search_space.grow_every=2", "search_space.grow_by=1", "child.epochs=1",
+        "child.train_subset=128", "child.limit_train_batches=1", "child.limit_val_batches=1",
+    ]))
+    assert [r["steps"] for r in result.records][0] < result.records[2]["steps"]
+    assert result.strategy.num_told == 3
+
+
+def test_ray_refuses_ddp_children_in_one_line(tmp_path):
+    pytest.importorskip("ray")
+    with pytest.raises(ConfigError) as err:
+        run_search(table_cfg(tmp_path, "executor=ray", "trainer=ddp"))
+    assert err.value.key == "executor" and "executor=local" in str(err.value)

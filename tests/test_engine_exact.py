@@ -1,0 +1,89 @@
+"""The engine keeps seeded searches exact: ``executor=local`` reproduces the
+children recorded in ``tests/data/engine_golden.json`` (taken from the search
+loop as it was before the executors existed).
+
+Regenerate (only when a change of results is intended and explained):
+``python tests/test_engine_exact.py --write``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import TINY, compose_config  # noqa: E402
+
+from nas_lightning.search.loop import run_search  # noqa: E402
+
+GOLDEN = Path(__file__).resolve().parent / "data" / "engine_golden.json"
+KEYS = ("index", "actions", "genotype", "status", "reward", "val_acc")
+
+# Three small seeded searches, 4 children each, one thread.
+CASES: dict[str, list[str]] = {
+    # The strategy settings of the original loop's presets, pinned (the default
+    # presets have changed since): NASNet's LSTM, Adam 3.5e-4, raw advantages.
+    "reinforce": [
+        "strategy=reinforce_nas_rl", "strategy.lr=3.5e-4", "strategy.entropy_weight=1e-4",
+        "seed=11",
+    ],
+    "ppo_batch2": [
+        "strategy=ppo_nasnet", "strategy.batch_size=2", "strategy.epochs=2", "seed=12",
+    ],
+    "evolution_p2_s2": [
+        "strategy=evolution_amoebanet", "strategy.population_size=2", "strategy.sample_size=2",
+        "seed=13",
+    ],
+}
+COMMON = [*TINY, "controller=lstm", "search.num_children=4", "search.num_threads=1"]
+
+
+def _run(name: str, run_dir: Path, extra: list[str] = ()) -> list[dict]:
+    cfg = compose_config("search", [f"run_dir={run_dir}", *COMMON, *CASES[name], *extra])
+    result = run_search(cfg)
+    return [{k: r.get(k) for k in KEYS} for r in result.records]
+
+
+def _compare(got: list[dict], want: list[dict]) -> None:
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        i = w["index"]
+        assert g["index"] == i
+        assert g["status"] == w["status"], f"child {i}"
+        assert g["actions"] == w["actions"], f"child {i}: actions differ"
+        assert g["genotype"] == w["genotype"], f"child {i}: genotype differs"
+        for key in ("reward", "val_acc"):
+            if w[key] is None:
+                assert g[key] is None, f"child {i}: {key}"
+            else:
+                assert g[key] == pytest.approx(w[key], abs=1e-6), f"child {i}: {key}"
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_local_executor_reproduces_the_golden_children(name, tmp_path):
+    golden = json.loads(GOLDEN.read_text())
+    _compare(_run(name, tmp_path / name), golden[name])
+
+
+def _write() -> None:
+    import tempfile
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in CASES:
+            out[name] = _run(name, Path(tmp) / name)
+    GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+    GOLDEN.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {GOLDEN}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python tests/test_engine_exact.py --write")
+    import os
+
+    os.environ.setdefault("WANDB_MODE", "offline")
+    _write()

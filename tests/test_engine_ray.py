@@ -1,0 +1,227 @@
+"""The Ray executor on a local Ray of 2 CPUs (started once for this module)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TINY, compose_config
+
+ray = pytest.importorskip("ray")
+
+from nas_lightning.search.loop import run_search  # noqa: E402
+from nas_lightning.search.records import read_children  # noqa: E402
+from nas_lightning.search.resume import resume_config  # noqa: E402
+
+TABLE = [
+    "runner=table",
+    "search_space.num_blocks=1",
+    "search_space.ops=[identity,max_pool_3x3,sep_conv_3x3]",
+    "search_space.combines=[add]",
+]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray for the module; yields its address for drivers in subprocesses."""
+    from nas_lightning.execution.ray_executor import init_local_ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    init_local_ray(num_cpus=2, log_to_driver=False)
+
+    @ray.remote(num_cpus=1)
+    def warm(seconds: float) -> int:
+        import nas_lightning.execution.ray_executor  # noqa: F401  (what children import)
+
+        time.sleep(seconds)
+        return os.getpid()
+
+    # Two worker processes up before the tests: a busy machine starts them slowly.
+    assert len(set(ray.get([warm.remote(2.0), warm.remote(2.0)]))) == 2
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def cfg(run_dir, *overrides):
+    return compose_config("search", [f"run_dir={run_dir}", *TINY, *overrides])
+
+
+def actions(result):
+    return [r["actions"] for r in result.records]
+
+
+def worker_pids(name: str = "ray::_worker_run") -> list[int]:
+    """Processes of this machine running a child task now (Ray renames them)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmd.startswith(name.encode()):
+                pids.append(int(entry))
+    return pids
+
+
+def test_one_slot_gives_the_local_sequence(cluster, tmp_path):
+    over = [*TABLE, "strategy=ppo", "strategy.batch_size=2", "strategy.lr=0.05",
+            "search.num_children=8"]
+    local = run_search(cfg(tmp_path / "local", *over))
+    remote = run_search(cfg(tmp_path / "ray", *over, "executor=ray", "executor.max_concurrent=1"))
+    assert actions(remote) == actions(local)
+    assert [r["reward"] for r in remote.records] == [r["reward"] for r in local.records]
+    assert remote.records[0]["worker"] != local.records[0]["worker"]  # it ran elsewhere
+
+
+def test_two_slots_complete_on_two_workers(cluster, tmp_path):
+    result = run_search(cfg(tmp_path, *TABLE, "strategy=ppo", "strategy.batch_size=2",
+                            "runner.seconds=2", "search.num_children=6", "executor=ray",
+                            "executor.max_concurrent=2"))
+    records = read_children(tmp_path)
+    assert sorted(r["index"] for r in records) == list(range(6))
+    assert all(r["status"] == "ok" for r in records)
+    assert len({r["worker"] for r in records}) == 2
+    assert result.strategy.num_told == 6
+
+
+def test_batch_mode_on_ray(cluster, tmp_path):
+    result = run_search(cfg(tmp_path, *TABLE, "strategy=reinforce", "search.mode=batch",
+                            "search.batch_size=2", "search.num_children=6", "executor=ray",
+                            "executor.max_concurrent=2"))
+    assert sorted(r["index"] for r in result.records) == list(range(6))
+    assert result.strategy.num_told == 6
+
+
+def test_a_killed_worker_is_retried_and_the_search_completes(cluster, tmp_path):
+    killed = []
+
+    def kill_first_worker():
+        deadline = time.time() + 60
+        while time.time() < deadline and not killed:
+            for pid in worker_pids():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=kill_first_worker, daemon=True).start()
+    result = run_search(cfg(tmp_path, *TABLE, "runner.seconds=2", "search.num_children=2",
+                            "executor=ray", "executor.max_concurrent=1",
+                            "executor.max_retries=1"))
+    assert killed, "no worker was found running a child"
+    assert [r["status"] for r in result.records] == ["ok", "ok"]
+    assert result.records[0].get("attempt") == 1  # trained again after its worker died
+    assert str(killed[0]) != result.records[0]["worker"].split("@")[0]
+
+
+def test_a_worker_lost_more_often_than_retries_is_recorded_failed(cluster, tmp_path):
+    stop = threading.Event()
+
+    def kill_all():
+        while not stop.is_set():
+            for pid in worker_pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+
+    threading.Thread(target=kill_all, daemon=True).start()
+    try:
+        result = run_search(cfg(tmp_path, *TABLE, "runner.seconds=5", "search.num_children=1",
+                                "executor=ray", "executor.max_concurrent=1",
+                                "executor.max_retries=1"))
+    finally:
+        stop.set()
+    [record] = result.records
+    assert record["status"] == "failed" and "worker lost 2 times" in record["error"]
+
+
+@pytest.mark.slow
+def test_ray_lightning_children_match_the_golden_local_run(cluster, tmp_path):
+    """The tiny REINFORCE search of test_engine_exact, trained in a Ray worker."""
+    from test_engine_exact import CASES, COMMON, GOLDEN, _compare
+
+    golden = json.loads(GOLDEN.read_text())["reinforce"]
+    result = run_search(compose_config("search", [
+        f"run_dir={tmp_path}", *COMMON, *CASES["reinforce"], "executor=ray",
+        "executor.max_concurrent=1",
+    ]))
+    keys = ("index", "actions", "genotype", "status", "reward", "val_acc")
+    _compare([{k: r.get(k) for k in keys} for r in result.records], golden)
+
+
+def _driver(args, run_dir, address, resume=False):
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    first = [f"resume={run_dir}"] if resume else [*TINY, *TABLE, f"hydra.run.dir={run_dir}"]
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "search.py"), *first, *args,
+         "executor=ray", f"executor.address={address}", "executor.max_concurrent=2"],
+        cwd=run_dir.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(predicate, seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.slow
+def test_driver_killed_at_random_points_resumes_without_duplicates(cluster, tmp_path):
+    """kill -9 of the driver anywhere after its start: resume loses only what was in flight."""
+    import random
+
+    rng = random.Random(0)
+    args = ["strategy=ppo", "strategy.batch_size=2", "runner.seconds=0.5",
+            "search.num_children=10"]
+    killed_with = []
+    for trial in range(10):
+        run = tmp_path / f"run{trial}"
+        proc = _driver(args, run, cluster)
+        assert _wait_for(lambda run=run: (run / "children.jsonl").exists(), 180)
+        time.sleep(rng.uniform(0.0, 2.0))  # 1 to ~8 children recorded
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        before = [r["index"] for r in read_children(run)]
+        killed_with.append(len(before))
+        assert len(before) == len(set(before))
+        # resume in this process (it joins the module's Ray): as `search.py resume=<run>`
+        cfg = compose_config("search", [f"run_dir={run}", f"resume={run}", "executor=ray"])
+        run_search(resume_config(cfg, overrides=["executor=ray"]))
+        after = [r["index"] for r in read_children(run)]
+        assert after[: len(before)] == before  # nothing recorded was lost or rewritten
+        assert sorted(after) == list(range(10)), (trial, before, after)  # none twice
+    assert len(set(killed_with)) >= 3, killed_with  # the kills did land at different points
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_workers_and_the_run_resumes(cluster, tmp_path):
+    run = tmp_path / "run"
+    proc = _driver(["runner.seconds=10", "search.num_children=3"], run, cluster)
+    assert _wait_for(lambda: len(worker_pids()) == 2, 120)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    assert _wait_for(lambda: worker_pids() == [], 30)  # the children stopped with the driver
+    assert read_children(run) == []
+    assert (run / "strategy.pt").exists()  # the proposals in flight were saved
+    resume = _driver(["child.batch_size=8"], run, cluster, resume=True)
+    _, err = resume.communicate(timeout=300)
+    assert resume.returncode == 2 and "cannot change 'child.batch_size'" in err
+    resume = _driver(["search.num_children=3"], run, cluster, resume=True)
+    _, err = resume.communicate(timeout=300)
+    assert resume.returncode == 0, err[-2000:]
+    assert sorted(r["index"] for r in read_children(run)) == [0, 1, 2]

@@ -17,7 +17,13 @@ as far as the run folder can tell: own pid, own signal handlers, killed for
 real). Searches started together are run as separate interpreters instead, so
 that each draws its own folder name.
 
-    python tests/fault_harness.py [--random 8] [--seed 0]   # prints the table
+W&B trials log with the real ``wandb`` library and no server: online without
+an API key, with a fake key (no server answers), with a ``WANDB_BASE_URL``
+that refuses connections, and with ``run.log`` failing after the second
+child (``NAS_LIGHTNING_FAULT=wandb.log:2``). Each must finish (exit 0) with
+the same children as a search logging to CSV, and say what failed.
+
+    python tests/fault_harness.py [--random 14] [--seed 0]   # prints the table
 """
 
 from __future__ import annotations
@@ -57,6 +63,21 @@ NAMED = [
     ["children.torn:2", "summary.before_replace:1"],
     ["children.torn:1", "children.torn:1", "children.torn:1"],
 ]
+# Seconds a child takes here (with its share of start-up), measured by the reference search.
+PACE = {"child": 2.5}
+# Random kill -9 trials (2 kills each): with the named ones, 20 trials of kills.
+RANDOM_KILLS = 14
+# Each W&B trial: its environment, NAS_LIGHTNING_FAULT, and the warning that shows it failed.
+WANDB_INIT_TIMEOUT = 3
+WANDB = {
+    "online, no API key": ({"WANDB_MODE": "online"}, None, "online but no API key"),
+    "fake API key, no server": ({"WANDB_MODE": "online", "WANDB_API_KEY": "0" * 40}, None,
+                           "online run did not start"),
+    "bad WANDB_BASE_URL": ({"WANDB_MODE": "online", "WANDB_API_KEY": "0" * 40,
+                            "WANDB_BASE_URL": "http://127.0.0.1:9"}, None,
+                           "online run did not start"),
+    "dies after child 2": ({"WANDB_MODE": "offline"}, "wandb.log:2", "W&B logging is off"),
+}
 ENV = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1",
        "PYTHONPATH": str(ROOT)}
 
@@ -73,6 +94,7 @@ def _serve() -> None:
     import nas_lightning.search.loop  # noqa: F401
 
     out = sys.stdout
+    ended: dict[int, int] = {}  # exit status of each reaped search
     out.write("ready\n")
     out.flush()
     for line in sys.stdin:
@@ -81,11 +103,15 @@ def _serve() -> None:
             pid = os.fork()
             if pid == 0:
                 _child(req)
+            ended.pop(pid, None)  # a reused pid
             out.write(f"{pid}\n")
         elif req["op"] in ("poll", "wait"):
-            flags = os.WNOHANG if req["op"] == "poll" else 0
-            done, status = os.waitpid(req["pid"], flags)
-            rc = None if done == 0 else os.waitstatus_to_exitcode(status)
+            rc = ended.get(req["pid"])  # asked again after it was reaped
+            if rc is None:
+                flags = os.WNOHANG if req["op"] == "poll" else 0
+                done, status = os.waitpid(req["pid"], flags)
+                if done != 0:
+                    rc = ended[done] = os.waitstatus_to_exitcode(status)
             out.write(json.dumps(rc) + "\n")
         out.flush()
 
@@ -95,6 +121,8 @@ def _child(req: dict) -> None:
     try:
         os.chdir(req["cwd"])
         os.environ.pop("NAS_LIGHTNING_FAULT", None)
+        for name in req.get("unset", []):
+            os.environ.pop(name, None)
         os.environ.update(req["env"])
         fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
@@ -133,10 +161,11 @@ class Zygote:
         self.proc.stdin.flush()
         return self._read()
 
-    def start(self, args: list[str], cwd: Path, log: Path, fault: str | None = None) -> int:
-        env = {"NAS_LIGHTNING_FAULT": fault} if fault else {}
+    def start(self, args: list[str], cwd: Path, log: Path, fault: str | None = None,
+              env: dict[str, str] | None = None, unset: list[str] | None = None) -> int:
+        env = {**(env or {}), **({"NAS_LIGHTNING_FAULT": fault} if fault else {})}
         return int(self._ask({"op": "run", "args": args, "cwd": str(cwd), "log": str(log),
-                              "env": env}))
+                              "env": env, "unset": unset or []}))
 
     def poll(self, pid: int) -> int | None:
         return json.loads(self._ask({"op": "poll", "pid": pid}))
@@ -206,6 +235,11 @@ def _finish(z: Zygote, t: Trial, run: Path, reference: list, log: Path) -> Trial
     t.steps.append(rc)
     if rc != 0:
         t.bad_status.append(f"final resume exited {rc}")
+    return _compare(t, run, reference, rc)
+
+
+def _compare(t: Trial, run: Path, reference: list, rc: int) -> Trial:
+    """Count lost and twice-recorded children; compare with the uninterrupted search."""
     got = _indices(run)
     t.lost = len(set(range(NUM_CHILDREN)) - set(got))
     t.duplicated = len(got) - len(set(got))
@@ -217,9 +251,12 @@ def _finish(z: Zygote, t: Trial, run: Path, reference: list, log: Path) -> Trial
 
 
 def reference_run(z: Zygote, work: Path) -> list:
+    """The uninterrupted search; its pace sets how late random signals may come."""
     run = work / "reference"
+    start = time.time()
     rc = z.wait(z.start([*CONFIG, f"hydra.run.dir={run}"], work, work / "reference.log"))
     assert rc == 0, (work / "reference.log").read_text()[-3000:]
+    PACE["child"] = (time.time() - start) / (NUM_CHILDREN + 1)  # start-up counts as one
     return _sequence(run)
 
 
@@ -235,6 +272,36 @@ def named_trial(z: Zygote, work: Path, points: list[str], reference: list) -> Tr
         else:
             t.bad_status.append(f"{point}: exited {rc}, expected to be killed")
     return _finish(z, t, run, reference, log)
+
+
+def wandb_trial(z: Zygote, work: Path, name: str, reference: list) -> Trial:
+    """A search logging to W&B (the real library, no server) that W&B fails: it must finish.
+
+    The W&B settings and credentials of the environment are removed first, so
+    that only the trial's own reach the search.
+    """
+    env, fault, expected = WANDB[name]
+    t = Trial("W&B failing", f"W&B: {name}")
+    run = work / ("wandb-" + "".join(c if c.isalnum() else "-" for c in name))
+    log = work / f"{run.name}.log"
+    home = work / "wandb-home"
+    home.mkdir(exist_ok=True)
+    env = {"WANDB_CONFIG_DIR": str(home / "config"), "WANDB_CACHE_DIR": str(home / "cache"),
+           "WANDB_DATA_DIR": str(home / "data"), "NETRC": str(home / "netrc"), **env}
+    args = [*(c for c in CONFIG if c != "logger=csv"), "logger=wandb",
+            f"logger.init_timeout={WANDB_INIT_TIMEOUT}", f"hydra.run.dir={run}"]
+    rc = z.wait(z.start(args, work, log, fault=fault, env=env,
+                        unset=[k for k in os.environ if k.startswith("WANDB_")]))
+    t.steps.append(rc)
+    if rc != 0:
+        t.bad_status.append(f"exited {rc}")
+    if expected in log.read_text(errors="replace"):
+        t.kills += 1  # the failure happened and the search said so
+    else:
+        t.bad_status.append(f"no {expected!r} warning")
+    if not list((run / "wandb").glob("offline-run-*")):
+        t.bad_status.append("no offline W&B run")  # each trial falls back to, or is, offline
+    return _compare(t, run, reference, rc)
 
 
 def _stop_after(z: Zygote, pid: int, run: Path, after: int, delay: float, signum: int) -> bool:
@@ -268,7 +335,7 @@ def random_trial(z: Zygote, work: Path, rng: random.Random, number: int, referen
         if t.kills >= stops or done >= NUM_CHILDREN:
             break
         after = rng.randint(done, NUM_CHILDREN - 1)
-        delay = rng.uniform(0.0, 2.5)
+        delay = rng.uniform(0.0, 0.9 * PACE["child"])  # lands before the next record
         pid = z.start(_args(run), work, log)
         sent = _stop_after(z, pid, run, after, delay, signum)
         rc = z.wait(pid)
@@ -325,8 +392,9 @@ def concurrent_starts(work: Path, reference: list) -> Trial:
     return t
 
 
-def run_all(work: Path, random_trials: int = 4, sigterm_trials: int = 2, seed: int = 0,
-            named: list[list[str]] | None = None, concurrent: bool = True) -> list[Trial]:
+def run_all(work: Path, random_trials: int = RANDOM_KILLS, sigterm_trials: int = 2, seed: int = 0,
+            named: list[list[str]] | None = None, concurrent: bool = True,
+            wandb: bool = True) -> list[Trial]:
     rng = random.Random(seed)
     z = Zygote()
     try:
@@ -337,6 +405,8 @@ def run_all(work: Path, random_trials: int = 4, sigterm_trials: int = 2, seed: i
                    for i in range(sigterm_trials)]
         if concurrent:
             trials.append(concurrent_resumes(z, work, reference))
+        if wandb:
+            trials += [wandb_trial(z, work, name, reference) for name in WANDB]
     finally:
         z.close()
     if concurrent:
@@ -345,8 +415,9 @@ def run_all(work: Path, random_trials: int = 4, sigterm_trials: int = 2, seed: i
 
 
 def table(trials: list[Trial]) -> str:
-    rows = ["| trials | kind | kills / stops | survived (resumed identical) | children lost | "
-            "recorded twice | wrong exit status |", "|---|---|---|---|---|---|---|"]
+    rows = ["| trials | kind | faults (kills, stops, W&B errors) | survived (finished identical) "
+            "| children lost | recorded twice | wrong exit status |",
+            "|---|---|---|---|---|---|---|"]
     for kind in dict.fromkeys(t.kind for t in trials):
         group = [t for t in trials if t.kind == kind]
         rows.append(
@@ -365,7 +436,8 @@ def table(trials: list[Trial]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--random", type=int, default=4, help="random kill -9 trials (2 kills)")
+    parser.add_argument("--random", type=int, default=RANDOM_KILLS,
+                        help="random kill -9 trials (2 kills each)")
     parser.add_argument("--sigterm", type=int, default=2, help="random SIGTERM trials")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the run folders")

@@ -1,7 +1,8 @@
 """Fault injection: searches killed at named and random points resume to the same run.
 
-Slow (each search is a process); the same trials print a table with
-`python tests/fault_harness.py` (README, "What a run folder guarantees").
+Slow (each search is a process; W&B trials use the real library, no server);
+the same trials print a table with `python tests/fault_harness.py` (README,
+"What a run folder guarantees").
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import signal
 import pytest
 from fault_harness import (
     NAMED,
+    RANDOM_KILLS,
+    WANDB,
     Zygote,
     concurrent_resumes,
     concurrent_starts,
     named_trial,
     random_trial,
     reference_run,
+    wandb_trial,
 )
 
 pytestmark = pytest.mark.slow
@@ -49,7 +53,7 @@ def test_killed_inside_a_write(lab, points):
     check(trial)
 
 
-@pytest.mark.parametrize("number", range(4))
+@pytest.mark.parametrize("number", range(RANDOM_KILLS))
 def test_killed_at_a_random_moment(lab, number):
     z, work, reference = lab
     check(random_trial(z, work, random.Random(number), number, reference))
@@ -60,6 +64,15 @@ def test_sigterm_at_a_random_moment(lab, number):
     z, work, reference = lab
     check(random_trial(z, work, random.Random(100 + number), number, reference,
                        signal.SIGTERM, stops=1))
+
+
+@pytest.mark.parametrize("name", list(WANDB))
+def test_wandb_failing(lab, name):
+    """W&B failing at start or mid-run: the search finishes, exit 0, the same children."""
+    z, work, reference = lab
+    trial = wandb_trial(z, work, name, reference)
+    assert trial.steps == [0], trial
+    check(trial)
 
 
 def test_two_resumes_of_one_folder(lab):

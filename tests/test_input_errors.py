@@ -424,6 +424,22 @@ def test_a_search_survives_wandb_dying_mid_run(tiny_search_cfg, tmp_path, monkey
     assert len(warnings) == 1 and "\n" not in warnings[0]
 
 
+def test_the_wandb_log_fault_point_raises_once_and_the_logger_goes_on(monkeypatch, caplog):
+    """``NAS_LIGHTNING_FAULT=wandb.log:2`` (the fault suite's W&B outage) fails the 2nd log."""
+    from nas_lightning.search import records
+    from nas_lightning.search.loggers import WandbSearchLogger
+
+    monkeypatch.setattr(records, "_fault_counts", {})
+    monkeypatch.setenv("NAS_LIGHTNING_FAULT", "wandb.log:2")
+    logger = WandbSearchLogger(mode="offline")
+    logger.run = run = _FakeRun()
+    for index in range(3):
+        logger.log_child({"index": index, "reward": 0.5, "status": "ok"}, {})
+    assert [row["child/index"] for row in run.logged] == [0]
+    assert logger.run is None
+    assert [r.message for r in caplog.records if "fault injected at wandb.log:2" in r.message]
+
+
 def test_train_logger_falls_back_when_wandb_cannot_start(tmp_path, monkeypatch):
     import wandb
     from pytorch_lightning.loggers import CSVLogger

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nas_lightning.errors import ConfigError
+from nas_lightning.search.records import fault_point
 from nas_lightning.search.sweep import sweep_names
 
 log = logging.getLogger("nas_lightning.search")
@@ -252,6 +253,7 @@ class WandbSearchLogger(SearchLogger):
         if record.get("best_reward") is not None:
             row["best/reward"] = record["best_reward"]
         try:
+            fault_point("wandb.log", RuntimeError)
             self.run.log(row)
         except Exception as err:  # noqa: BLE001
             self._disable(err)

@@ -23,7 +23,9 @@ process with SIGKILL the ``n``-th time it reaches ``<point>``. Points:
 ``children.before``, ``children.torn`` (half a line written and fsynced),
 ``children.after``, ``strategy.before_replace``, ``strategy.after`` and
 ``<file stem>.before_replace`` for ``best``, ``config``, ``summary`` and
-``run``.
+``run``; and ``wandb.log``, which does not kill but makes the W&B logger's
+``n``-th child log raise ``RuntimeError``, as when the W&B service dies
+mid-search.
 """
 
 from __future__ import annotations
@@ -51,8 +53,11 @@ FAULT_ENV = "NAS_LIGHTNING_FAULT"
 _fault_counts: dict[str, int] = {}
 
 
-def fault_point(name: str) -> None:
-    """Die by SIGKILL here if ``NAS_LIGHTNING_FAULT`` names this point (tests)."""
+def fault_point(name: str, error: type[Exception] | None = None) -> None:
+    """Die by SIGKILL here if ``NAS_LIGHTNING_FAULT`` names this point (tests).
+
+    With ``error``, raise it instead: a failure the caller must survive.
+    """
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return
@@ -61,6 +66,8 @@ def fault_point(name: str) -> None:
         return
     _fault_counts[name] = _fault_counts.get(name, 0) + 1
     if _fault_counts[name] == int(count or 1):
+        if error is not None:
+            raise error(f"fault injected at {name}:{count or 1}")
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -26,7 +26,12 @@ def global_rank() -> int:
 
 def quiet_lightning() -> None:
     """Silence the banner and tips every Trainer prints; keep warnings that matter."""
-    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
+    prefixes = ("pytorch_lightning", "lightning_fabric", "lightning.pytorch")
+    # Lightning gives some child loggers (utilities.rank_zero) their own level,
+    # which a parent's level does not override: set each one.
+    names = [n for n in list(logging.root.manager.loggerDict) if n.startswith(prefixes)]
+    for name in (*prefixes, *names, "pytorch_lightning.utilities.rank_zero",
+                 "lightning_fabric.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")

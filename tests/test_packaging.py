@@ -97,7 +97,8 @@ def test_installed_search_reports_bad_input_in_one_line(unpacked, tmp_path):
         "import sys, nas_lightning.cli as c; "
         "sys.argv = ['nas-search', 'search.num_children=0', 'logger=csv']; c.search()"))
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1] == "error: search.num_children: must be >= 1, got 0"
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: search.num_children: must be an integer >= 1, got 0")
 
 
 @pytest.mark.slow

@@ -53,7 +53,7 @@ Factory = Callable[[SearchSpace, int, int], Strategy]
 
 def preset(name: str, **overrides: Any) -> Factory:
     """A named preset of :mod:`nas_lightning.presets`, built for the run's budget."""
-    extra = [f"{k}={v}" for k, v in overrides.items()]
+    extra = [f"strategy.{k}={v}" for k, v in overrides.items()]
     return lambda space, seed, budget: make_strategy(
         name, space, budget=budget, seed=seed, overrides=extra
     )
@@ -63,7 +63,16 @@ def preset(name: str, **overrides: Any) -> Factory:
 # plain names are the defaults; the suffixed ones the papers' exact settings.
 # NSGA-II runs on the scalar reward here (one objective).
 PRESETS: dict[str, tuple[str, Factory, bool]] = {
-    "random": ("uniform sampling", preset("random"), False),
+    "random": (
+        "uniform sampling without replacement (redraws an architecture already proposed)",
+        preset("random"),
+        False,
+    ),
+    "random_with_replacement": (
+        "uniform sampling with replacement (repeats are trained again)",
+        preset("random", dedup_tries=0),
+        False,
+    ),
     "evolution": (
         "aging evolution sized to the budget: P = budget/5 (10..100), S = P/4",
         preset("evolution"),

@@ -68,6 +68,32 @@ class Strategy(ABC):
         self.rng = random.Random(self.seed)
         self.num_proposed = 0
         self.num_told = 0
+        # Avoiding repeats (off unless a strategy turns it on, see ``_avoid_repeats``).
+        self.dedup_tries = 0
+        self.proposed: set[Actions] = set()
+
+    def _avoid_repeats(self, dedup_tries: int) -> None:
+        """Turn on the rule "never propose an architecture twice", within ``dedup_tries`` draws.
+
+        A repeat costs a whole child and, with a deterministic evaluation,
+        teaches nothing. A strategy with the rule on draws again (its own way)
+        up to ``dedup_tries`` times when a draw was already proposed by it
+        (asked, told or in flight); after that it proposes the repeat, so a
+        nearly exhausted space never stalls the search. 0 turns it off.
+        """
+        if isinstance(dedup_tries, bool) or not isinstance(dedup_tries, int) or dedup_tries < 0:
+            raise ConfigError("dedup_tries", f"must be an integer >= 0, got {dedup_tries!r}")
+        self.dedup_tries = dedup_tries
+
+    def _is_repeat(self, actions: Sequence[int]) -> bool:
+        """True when the rule is on and ``actions`` were proposed before."""
+        return self.dedup_tries > 0 and tuple(actions) in self.proposed
+
+    def _remember(self, proposal: Proposal) -> Proposal:
+        """Note a proposal as made (when the rule is on), so later draws avoid it."""
+        if self.dedup_tries > 0:
+            self.proposed.add(proposal.actions)
+        return proposal
 
     @overload
     def ask(self, n: None = None) -> Proposal: ...
@@ -172,6 +198,7 @@ class Strategy(ABC):
             "rng": _rng_state_as_lists(self.rng.getstate()),
             "num_proposed": self.num_proposed,
             "num_told": self.num_told,
+            "proposed": sorted(list(a) for a in self.proposed),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -179,6 +206,7 @@ class Strategy(ABC):
         self.rng.setstate(_as_rng_state(state["rng"]))
         self.num_proposed = state["num_proposed"]
         self.num_told = state["num_told"]
+        self.proposed = {tuple(a) for a in state.get("proposed", [])}
 
 
 def _rng_state_as_lists(state: tuple) -> list:

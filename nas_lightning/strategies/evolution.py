@@ -11,6 +11,15 @@ joins the population.
 
 It works on any space's decision list: an anchor decision (NAS-RL skip
 connections) is just a categorical of size ``2 ** num_prev``.
+
+With ``dedup_tries`` > 0 (the budget-sized ``evolution`` preset; the paper's
+``evolution_amoebanet`` keeps it off) no architecture is proposed twice while
+there is room: a random member of the first population is drawn again when
+already proposed, and a mutation is drawn from the parent's single-decision
+mutations not yet proposed, with the same probabilities as an ordinary
+mutation restricted to them. When every mutation of the parent was proposed,
+a new tournament picks a parent, up to ``dedup_tries`` times; then the
+ordinary (repeated) mutation is taken. Selection and aging are unchanged.
 """
 
 from __future__ import annotations
@@ -22,6 +31,9 @@ from typing import Any
 from nas_lightning.errors import ConfigError
 from nas_lightning.spaces.base import Actions, SearchSpace
 from nas_lightning.strategies.base import Proposal, Strategy
+
+# Ordinary mutations tried before listing a parent's mutations (avoiding repeats).
+_REJECTION_DRAWS = 8
 
 
 def _fitness(reward: float | None) -> float:
@@ -59,6 +71,8 @@ class RegularizedEvolution(Strategy):
             least 2 (the paper's ratio).
         budget: the children the search will train; only read when
             ``population_size`` is None.
+        dedup_tries: draws (or tournaments) to find an architecture not yet
+            proposed; 0: repeats allowed, as in the paper.
         seed: the only randomness source.
     """
 
@@ -68,9 +82,11 @@ class RegularizedEvolution(Strategy):
         population_size: int | None = 100,
         sample_size: int | None = 25,
         budget: int | None = None,
+        dedup_tries: int = 0,
         seed: int = 0,
     ) -> None:
         super().__init__(space, seed)
+        self._avoid_repeats(dedup_tries)
         if population_size is None:
             population_size = budget_population(budget, low=10, high=100)
         if sample_size is None:
@@ -96,17 +112,63 @@ class RegularizedEvolution(Strategy):
         proposals = []
         for i in range(n):
             if self.num_proposed + i < self.population_size or not self.population:
-                proposal = self._make(self.space.sample(self.rng))
+                proposal = self._make(self._random_draw())
                 proposal.info["origin"] = "random"
             else:
-                parent = self._tournament()
-                actions, changed = self._mutate(parent["actions"])
+                parent, actions, changed = self._select_and_mutate()
                 proposal = self._make(actions)
                 proposal.info.update(
                     origin="mutation", parent=parent["id"], mutated=self.space.names[changed]
                 )
-            proposals.append(proposal)
+            proposals.append(self._remember(proposal))
         return proposals
+
+    def _random_draw(self) -> Actions:
+        actions = self.space.sample(self.rng)
+        for _ in range(self.dedup_tries):
+            if not self._is_repeat(actions):
+                break
+            actions = self.space.sample(self.rng)
+        return actions
+
+    def _select_and_mutate(self) -> tuple[dict[str, Any], Actions, int]:
+        """A tournament winner and one mutation of it (unproposed, when avoiding repeats)."""
+        parent = self._tournament()
+        if self.dedup_tries == 0:
+            return (parent, *self._mutate(parent["actions"]))
+        for _ in range(self.dedup_tries):
+            fresh = self._fresh_mutation(parent["actions"])
+            if fresh is not None:
+                return (parent, *fresh)
+            parent = self._tournament()  # every mutation of this parent was proposed
+        return (parent, *self._mutate(parent["actions"]))
+
+    def _fresh_mutation(self, actions: Sequence[int]) -> tuple[Actions, int] | None:
+        """A single-decision mutation not yet proposed, drawn as ``_mutate`` would; None if none.
+
+        A few ordinary mutations are drawn first (rejection keeps ``_mutate``'s
+        probabilities, restricted to unproposed children); if all were
+        proposed, every mutation of the parent is listed with its weight under
+        ``_mutate``, ``1 / (size - 1)`` per decision, and one unproposed is
+        drawn: exact, and bounded in a large space's common case.
+        """
+        for _ in range(_REJECTION_DRAWS):
+            child, changed = self._mutate(actions)
+            if changed < 0 or not self._is_repeat(child):
+                return (child, changed) if changed >= 0 else None
+        k, sizes = self.space.num_active, self.space.sizes
+        base = list(actions)
+        base[k:] = [0] * (len(base) - k)
+        options, weights = [], []
+        for i in (i for i in range(k) if sizes[i] > 1):
+            for value in range(sizes[i]):
+                child = tuple(base[:i] + [value] + base[i + 1 :])
+                if value != base[i] and not self._is_repeat(child):
+                    options.append((child, i))
+                    weights.append(1.0 / (sizes[i] - 1))
+        if not options:
+            return None
+        return self.rng.choices(options, weights=weights)[0]
 
     def _tournament(self) -> dict[str, Any]:
         """The fittest of S members drawn with replacement; ties go to the first drawn."""

@@ -14,6 +14,17 @@ maps decisions to parameters and keeps the study resumable:
   ``load_state_dict`` rebuilds the study with ``add_trial``; a resumed
   strategy proposes exactly what the uninterrupted one would.
 
+Repeats (``dedup_tries`` > 0, the ``tpe`` and ``nsga2`` presets): when a
+trial's parameters equal an architecture this strategy already proposed, the
+trial is pruned without training (Optuna's own way to stop a trial early) and
+Optuna is asked again, up to ``dedup_tries`` times; then the repeat is
+proposed. TPE counts a pruned trial with no intermediate value among the worse
+ones, so it moves away from what it already has; NSGA-II's generations count
+only complete trials, so a pruned one takes no place in a population. A failed
+trial (FAIL) would not do: TPE ignores it and, its model unchanged, tends to
+propose the same architecture again. Pruned trials are kept in ``state_dict``
+like any other, so resuming stays exact.
+
 Several objectives (NSGA-II): ``objectives`` names what to optimise, each
 with a direction. The search loop tells ``objective_values(reward, metrics)``,
 which picks ``reward``, ``val_acc``, ``params`` or any measured extra such as
@@ -57,6 +68,8 @@ class OptunaStrategy(Strategy):
         objectives: names of the values told per proposal (see module doc).
         directions: ``maximize`` / ``minimize`` per objective; None: from
             :data:`KNOWN_DIRECTIONS`.
+        dedup_tries: new trials asked when one repeats an architecture
+            already proposed (see module doc); 0: repeats allowed.
         seed: seeds the sampler (per trial, see module doc).
     """
 
@@ -65,9 +78,11 @@ class OptunaStrategy(Strategy):
         space: SearchSpace,
         objectives: Sequence[str] = ("reward",),
         directions: Sequence[str] | None = None,
+        dedup_tries: int = 0,
         seed: int = 0,
     ) -> None:
         super().__init__(space, seed)
+        self._avoid_repeats(dedup_tries)
         if optuna is None:
             raise ConfigError("strategy", "needs optuna: pip install optuna")
         objectives = tuple(str(o) for o in objectives)
@@ -101,24 +116,35 @@ class OptunaStrategy(Strategy):
         )
 
     def _propose(self, n: int) -> list[Proposal]:
-        k = self.space.num_active
-        pad = [0] * (len(self.space.decisions) - k)
         proposals = []
         for _ in range(n):
-            number = len(self.study.trials)
-            self.study.sampler = self._make_sampler(self.seed * _SEED_STRIDE + number)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                trial = self.study.ask()
-                actions = [
-                    trial.suggest_categorical(d.name, list(range(d.size)))
-                    for d in self.space.decisions[:k]
-                ]
-            proposal = self._make(actions + pad)
+            for attempt in range(self.dedup_tries + 1):
+                trial, actions = self._ask_trial()
+                if attempt == self.dedup_tries or not self._is_repeat(actions):
+                    break
+                # A repeat: closed untrained, and Optuna is asked again.
+                self.study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
+                frozen = self.study.get_trials(deepcopy=False)[trial.number]
+                self.trials[-1].update(state="repeat", system_attrs=dict(frozen.system_attrs))
+            proposal = self._make(actions)
             proposal.info["trial"] = trial.number
-            self.trials.append({"number": trial.number, "params": dict(trial.params)})
-            proposals.append(proposal)
+            proposals.append(self._remember(proposal))
         return proposals
+
+    def _ask_trial(self) -> tuple[Any, tuple[int, ...]]:
+        """One Optuna trial (sampler seeded by the trial number) and its padded actions."""
+        k = self.space.num_active
+        number = len(self.study.trials)
+        self.study.sampler = self._make_sampler(self.seed * _SEED_STRIDE + number)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            trial = self.study.ask()
+            actions = [
+                trial.suggest_categorical(d.name, list(range(d.size)))
+                for d in self.space.decisions[:k]
+            ]
+        self.trials.append({"number": trial.number, "params": dict(trial.params)})
+        return trial, tuple(actions + [0] * (len(self.space.decisions) - k))
 
     def _values(self, value: Any) -> list[float]:
         if isinstance(value, dict):
@@ -191,6 +217,7 @@ class OptunaStrategy(Strategy):
         states = {
             "complete": optuna.trial.TrialState.COMPLETE,
             "fail": optuna.trial.TrialState.FAIL,
+            "repeat": optuna.trial.TrialState.PRUNED,
             None: optuna.trial.TrialState.RUNNING,  # asked, not told when saved
         }
         for t in self.trials:
@@ -222,7 +249,7 @@ class TPE(OptunaStrategy):
         n_startup_trials: random trials before TPE models the history.
         multivariate: model decisions jointly (Optuna's multivariate TPE),
             which suits architectures, whose decisions interact.
-        objectives, directions, seed: see :class:`OptunaStrategy`.
+        objectives, directions, dedup_tries, seed: see :class:`OptunaStrategy`.
     """
 
     def __init__(
@@ -232,6 +259,7 @@ class TPE(OptunaStrategy):
         multivariate: bool = True,
         objectives: Sequence[str] = ("reward",),
         directions: Sequence[str] | None = None,
+        dedup_tries: int = 0,
         seed: int = 0,
     ) -> None:
         if not isinstance(n_startup_trials, int) or n_startup_trials < 0:
@@ -239,7 +267,9 @@ class TPE(OptunaStrategy):
                 "n_startup_trials", f"must be an integer >= 0, got {n_startup_trials!r}"
             )
         self.n_startup_trials, self.multivariate = n_startup_trials, bool(multivariate)
-        super().__init__(space, objectives=objectives, directions=directions, seed=seed)
+        super().__init__(
+            space, objectives=objectives, directions=directions, dedup_tries=dedup_tries, seed=seed
+        )
 
     def _make_sampler(self, seed: int) -> Any:
         with warnings.catch_warnings():
@@ -264,7 +294,7 @@ class NSGA2(OptunaStrategy):
         mutation_prob: per-decision mutation probability (None: Optuna's
             ``1 / number of decisions``).
         crossover_prob: probability of a crossover (else a copy of a parent).
-        objectives, directions, seed: see :class:`OptunaStrategy`.
+        objectives, directions, dedup_tries, seed: see :class:`OptunaStrategy`.
         budget: the children the search will train; only read when
             ``population_size`` is None.
     """
@@ -278,6 +308,7 @@ class NSGA2(OptunaStrategy):
         objectives: Sequence[str] = ("reward",),
         directions: Sequence[str] | None = None,
         budget: int | None = None,
+        dedup_tries: int = 0,
         seed: int = 0,
     ) -> None:
         if population_size is None:
@@ -292,7 +323,9 @@ class NSGA2(OptunaStrategy):
             raise ConfigError("crossover_prob", f"must be in [0, 1], got {crossover_prob}")
         self.population_size = population_size
         self.mutation_prob, self.crossover_prob = mutation_prob, crossover_prob
-        super().__init__(space, objectives=objectives, directions=directions, seed=seed)
+        super().__init__(
+            space, objectives=objectives, directions=directions, dedup_tries=dedup_tries, seed=seed
+        )
 
     def _make_sampler(self, seed: int) -> Any:
         return optuna.samplers.NSGAIISampler(

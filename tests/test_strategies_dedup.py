@@ -1,0 +1,131 @@
+"""The rule "never propose an architecture twice" (``dedup_tries``): distinct
+proposals while the space has room, repeats once it is exhausted, exact resume,
+and the papers' presets left without it."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+
+from nas_lightning.errors import ConfigError
+from nas_lightning.presets import make_strategy
+from nas_lightning.spaces import ListSpace
+from nas_lightning.strategies import NSGA2, TPE, RandomSearch, RegularizedEvolution, Strategy
+
+DEDUP = ["random", "evolution", "tpe", "nsga2"]
+
+
+def space(choices: int = 4, decisions: int = 3) -> ListSpace:
+    """``choices ** decisions`` architectures (64 by default)."""
+    return ListSpace([(f"d{i}", range(choices)) for i in range(decisions)])
+
+
+def reward(actions) -> float:
+    """Deterministic, with one best architecture (3, 0, 2, ...)."""
+    target = (3, 0, 2, 1)
+    return 1 - sum(abs(a - t) for a, t in zip(actions, target, strict=False)) / 12
+
+
+def run(strategy: Strategy, n: int, batch: int = 1) -> list[tuple[int, ...]]:
+    seen = []
+    while len(seen) < n:
+        proposals = strategy.ask(batch)
+        strategy.tell(proposals, [reward(p.actions) for p in proposals])
+        seen += [p.actions for p in proposals]
+    return seen
+
+
+@pytest.mark.parametrize("name", DEDUP)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_proposals_are_distinct_while_the_space_has_room(name, seed):
+    strategy = make_strategy(name, space(), budget=40, seed=seed)
+    assert strategy.dedup_tries == 20
+    seen = run(strategy, 40)
+    assert len(set(seen)) == 40, f"{40 - len(set(seen))} repeats"
+
+
+@pytest.mark.parametrize("name", DEDUP)
+def test_without_the_rule_the_same_budget_repeats(name):
+    """The comparison that makes the test above mean something."""
+    strategy = make_strategy(name, space(), budget=40, seed=0, overrides=["strategy.dedup_tries=0"])
+    assert len(set(run(strategy, 40))) < 40
+
+
+@pytest.mark.parametrize("name", ["random", "evolution"])
+def test_distinct_within_one_batch_of_asks(name):
+    strategy = make_strategy(name, space(), budget=40, seed=3)
+    assert len(set(run(strategy, 32, batch=8))) == 32
+
+
+@pytest.mark.parametrize("name", DEDUP)
+def test_an_exhausted_space_falls_back_to_repeats(name):
+    """9 architectures, 18 children: all 9 first, then repeats, and the search goes on."""
+    small = space(choices=3, decisions=2)
+    strategy = make_strategy(name, small, budget=18, seed=0, overrides=["strategy.dedup_tries=100"])
+    seen = run(strategy, 18)
+    assert len(seen) == 18
+    assert len(set(seen[:9])) == 9
+
+
+def test_evolution_mutations_stay_single_decision_and_unproposed():
+    evo = RegularizedEvolution(space(), population_size=8, sample_size=3, dedup_tries=20, seed=2)
+    before: set = set()
+    for _ in range(50):
+        p = evo.ask()
+        if p.info["origin"] == "mutation":
+            parent = next(m for m in evo.population if m["id"] == p.info["parent"])
+            assert sum(a != b for a, b in zip(p.actions, parent["actions"], strict=True)) == 1
+        assert p.actions not in before or len(before) == space().cardinality()
+        before.add(p.actions)
+        evo.tell(p, reward(p.actions))
+
+
+@pytest.mark.parametrize("name", DEDUP)
+@pytest.mark.parametrize("k", [5, 30])
+def test_state_dict_round_trip_keeps_the_rule(name, k):
+    """Interrupted after k children, resumed from torch and from JSON: the same proposals."""
+    expected = run(make_strategy(name, space(), budget=50, seed=4), 50)
+    first = make_strategy(name, space(), budget=50, seed=4)
+    seen = run(first, k)
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    for state in (
+        torch.load(buffer, weights_only=True),
+        json.loads(json.dumps(first.state_dict())),
+    ):
+        resumed = make_strategy(name, space(), budget=50, seed=99)
+        resumed.load_state_dict(state)
+        assert resumed.proposed == set(seen)
+        assert seen + run(resumed, 50 - k) == expected
+
+
+def test_optuna_repeats_are_pruned_trials_not_trained():
+    tpe = TPE(space(choices=2, decisions=3), n_startup_trials=2, dedup_tries=20, seed=0)
+    seen = run(tpe, 8)
+    assert len(set(seen)) == 8
+    states = [t.get("state") for t in tpe.trials]
+    assert states.count("complete") == 8
+    assert set(states) <= {"complete", "repeat"}
+    pruned = [t for t in tpe.study.trials if t.state.name == "PRUNED"]
+    assert len(pruned) == states.count("repeat") > 0
+
+
+def test_the_papers_presets_and_random_with_replacement_keep_repeats():
+    assert make_strategy("evolution_amoebanet", space()).dedup_tries == 0
+    assert RandomSearch(space()).dedup_tries == 0
+    assert NSGA2(space(), population_size=4).dedup_tries == 0
+    # With the rule off, evolution draws what it drew before the rule existed.
+    a = RegularizedEvolution(space(), population_size=4, sample_size=2, seed=5)
+    b = RegularizedEvolution(space(), population_size=4, sample_size=2, dedup_tries=0, seed=5)
+    assert run(a, 30) == run(b, 30)
+    assert a.state_dict()["proposed"] == []
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
+def test_bad_dedup_tries_is_a_config_error(bad):
+    with pytest.raises(ConfigError, match="dedup_tries"):
+        RandomSearch(space(), dedup_tries=bad)

@@ -14,16 +14,23 @@ the papers' budgets (10,000+ children):
 ============================  ==================================================================
 preset                        meaning
 ============================  ==================================================================
-``random``                    uniform sampling; the baseline
-``evolution``                 aging evolution, population budget/5 (10..100), tournament P/4
+``random``                    uniform sampling without repeats; the baseline
+``evolution``                 aging evolution, population budget/5 (10..100), tournament P/4,
+                              no repeats
 ``evolution_amoebanet``       AmoebaNet: population 100, tournament 25
 ``reinforce``                 REINFORCE, LSTM 32x1, Adam 3e-3, normalised advantages, per child
 ``reinforce_nas_rl``          NAS-RL: LSTM 35x2 (init 0.08), Adam 6e-4, EMA 0.95, no entropy
 ``ppo``                       PPO, LSTM 32x1, Adam 3e-3, normalised advantages, batch 5
 ``ppo_nasnet``                NASNet (and MnasNet): LSTM 100x1, Adam 3.5e-4, entropy 1e-5, batch 10
-``tpe``                       Optuna's multivariate TPE, 10 random startup trials
-``nsga2``                     Optuna's NSGA-II, population budget/5 (10..50); several objectives
+``tpe``                       Optuna's multivariate TPE, 10 random startup trials, no repeats
+``nsga2``                     Optuna's NSGA-II, population budget/5 (10..50), no repeats;
+                              several objectives
 ============================  ==================================================================
+
+"No repeats" (``dedup_tries: 20``): an architecture the strategy already
+proposed is drawn again, up to 20 times, before it would be trained twice
+(see ``Strategy._avoid_repeats``); the RL controllers sample on-policy and
+keep their repeats, and the papers' presets keep the papers' behaviour.
 
 Measured against random search on the project's tabular benchmarks:
 BENCHMARKS_STRATEGIES.md.
@@ -54,7 +61,7 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "random": Preset("random", None, "uniform sampling; the baseline"),
+    "random": Preset("random", None, "uniform sampling without repeats; the baseline"),
     "evolution": Preset("evolution", None, "aging evolution sized to the budget"),
     "evolution_amoebanet": Preset("evolution_amoebanet", None, "AmoebaNet's P=100, S=25"),
     "reinforce": Preset("reinforce", "lstm_small", "REINFORCE for small budgets"),

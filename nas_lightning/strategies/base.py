@@ -86,8 +86,14 @@ class Strategy(ABC):
         self.dedup_tries = dedup_tries
 
     def _is_repeat(self, actions: Sequence[int]) -> bool:
-        """True when the rule is on and ``actions`` were proposed before."""
-        return self.dedup_tries > 0 and tuple(actions) in self.proposed
+        """True when the rule is on, ``actions`` were proposed before and others remain.
+
+        Once every architecture of the active decisions was proposed, nothing
+        is a repeat worth redrawing (redraws would only cost time).
+        """
+        if self.dedup_tries == 0 or tuple(actions) not in self.proposed:
+            return False
+        return len(self.proposed) < math.prod(self.space.sizes[: self.space.num_active])
 
     def _remember(self, proposal: Proposal) -> Proposal:
         """Note a proposal as made (when the rule is on), so later draws avoid it."""

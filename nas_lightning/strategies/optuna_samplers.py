@@ -110,6 +110,10 @@ class OptunaStrategy(Strategy):
         raise NotImplementedError
 
     def _new_study(self) -> Any:
+        # The samplers' incremental search-space cache, shared by the sampler
+        # rebuilt for each trial (one per study): the same result, without
+        # recomputing it over every trial at every ask.
+        self._space_cache = None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         return optuna.create_study(
             sampler=self._make_sampler(self.seed), directions=list(self.directions)
@@ -134,8 +138,13 @@ class OptunaStrategy(Strategy):
     def _ask_trial(self) -> tuple[Any, tuple[int, ...]]:
         """One Optuna trial (sampler seeded by the trial number) and its padded actions."""
         k = self.space.num_active
-        number = len(self.study.trials)
-        self.study.sampler = self._make_sampler(self.seed * _SEED_STRIDE + number)
+        number = len(self.study.get_trials(deepcopy=False))
+        sampler = self._make_sampler(self.seed * _SEED_STRIDE + number)
+        if hasattr(sampler, "_search_space"):
+            if self._space_cache is None:
+                self._space_cache = sampler._search_space
+            sampler._search_space = self._space_cache
+        self.study.sampler = sampler
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             trial = self.study.ask()

@@ -138,3 +138,28 @@ def test_resumed_fit_continues_the_budget(tmp_path, monkeypatch) -> None:
 def test_bad_minutes_is_a_config_error(tmp_path, value) -> None:
     with pytest.raises(ConfigError, match="minutes"):
         run_train(make_cfg(tmp_path, f"recipe.minutes={value}", "export.onnx=false"))
+
+
+@pytest.mark.slow
+def test_ddp_ranks_stop_together_on_the_budget(tmp_path) -> None:
+    """Each rank has its own clock; rank 0's progress and a shared stop keep them in step."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "genotype=nasnet_a", "dataset=embedded",
+         "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "recipe.minutes=0.1",
+         "recipe.epochs=500", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+         "trainer.limit_test_batches=1", "export.onnx=false", "train_logger=csv",
+         "model.filters=4", "model.cells_per_stage=1", "model.stem_stride=2",
+         "trainer.enable_progress_bar=false", f"hydra.run.dir={run}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["time_budget"]["stopped_by_budget"] is True
+    assert summary["epochs"] < 500 and summary["test_acc"] is not None

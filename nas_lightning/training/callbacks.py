@@ -77,7 +77,8 @@ class TimeBudget(Callback):
     weights and the checkpoint callback saves them.
 
     Time counts from the start of the fit (validation included); a resumed
-    fit continues from the time its checkpoint had spent. The schedule
+    fit continues from the time its checkpoint had spent. Under DDP every
+    rank uses rank 0's progress and all stop as soon as one is out of time. The schedule
     depends on the speed of the machine, so seeded reruns are not
     bit-identical.
 
@@ -139,7 +140,10 @@ class TimeBudget(Callback):
                 group.setdefault("initial_lr", group["lr"])  # a resumed group keeps its own
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-        scale = self.factor(trainer.global_step, self.progress(trainer))
+        progress = self.progress(trainer)
+        if trainer.world_size > 1:  # rank 0's clock for all: every replica steps alike
+            progress = trainer.strategy.broadcast(progress, src=0)
+        scale = self.factor(trainer.global_step, progress)
         for optimizer in trainer.optimizers:
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * scale
@@ -149,7 +153,10 @@ class TimeBudget(Callback):
         if self._last_batch is not None:
             self._step_seconds = now - self._last_batch
         self._last_batch = now
-        if self.elapsed() + self._step_seconds + self._val_seconds >= self.seconds:
+        spent = self.elapsed() + self._step_seconds + self._val_seconds >= self.seconds
+        if trainer.world_size > 1:  # one rank out of time stops them all
+            spent = trainer.strategy.reduce_boolean_decision(spent, all=False)
+        if spent:
             self.stopped = True
             trainer.should_stop = True
 

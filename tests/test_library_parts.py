@@ -68,3 +68,22 @@ def test_conv_bn_act_is_torchvisions_block_with_unchanged_checkpoint_keys():
     assert [type(m) for m in block.dw] == [nn.Conv2d, nn.BatchNorm2d, nn.Hardswish]
     assert block.dw[0].padding == (2, 2) and block.dw[0].bias is None
     assert len(block.project) == 2  # linear projection: no activation
+
+
+def test_idx_reader_equals_torchvisions_mnist_readers_and_also_reads_gzip(tmp_path):
+    import numpy as np
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    from nas_lightning.data.idx import read_idx, write_idx
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 7, dtype=np.uint8)
+    for name, array in (("images", images), ("labels", labels)):
+        write_idx(array, tmp_path / name)
+        write_idx(array, tmp_path / f"{name}.gz")
+    assert np.array_equal(read_idx(tmp_path / "images"), read_image_file(str(tmp_path / "images")))
+    assert np.array_equal(read_idx(tmp_path / "labels"), read_label_file(str(tmp_path / "labels")))
+    assert np.array_equal(read_idx(tmp_path / "images.gz"), images)
+    with pytest.raises(AssertionError):  # torchvision's readers take no gzip
+        read_image_file(str(tmp_path / "images.gz"))

@@ -51,13 +51,21 @@ def test_torch_hard_activations_equal_the_formulas_bit_for_bit():
     assert torch.equal(HardSigmoid()(x), F.relu6(x + 3.0) / 6.0)
 
 
-def test_conv_bn_act_is_torchvisions_block_with_unchanged_checkpoint_keys():
+def test_conv_bn_act_equals_torchvisions_block_with_unchanged_checkpoint_keys():
     from torchvision.ops import Conv2dNormActivation
 
     from nas_lightning.genotypes.mobile import decode_block
     from nas_lightning.models.mobile_blocks import ConvBNAct, make_block
 
-    assert issubclass(ConvBNAct, Conv2dNormActivation)
+    ours = ConvBNAct(16, 24, 5, 2, groups=8, activation="hswish")
+    theirs = Conv2dNormActivation(16, 24, 5, 2, groups=8, activation_layer=nn.Hardswish,
+                                  inplace=None)
+    assert [type(m) for m in ours] == [type(m) for m in theirs]
+    assert (ours[0].padding, ours[0].bias) == (theirs[0].padding, theirs[0].bias)
+    theirs.load_state_dict(ours.state_dict())  # strict: same keys and shapes
+    x = torch.randn(2, 16, 15, 15)
+    assert torch.equal(ours.eval()(x), theirs.eval()(x))
+
     block = make_block(16, decode_block("ir_r1_k5_s1_e6_c16_se0.25"), "hswish", "hard_sigmoid")
     assert [k for k in block.state_dict() if not k.startswith("se.")] == [
         f"{part}.{key}"
@@ -65,8 +73,6 @@ def test_conv_bn_act_is_torchvisions_block_with_unchanged_checkpoint_keys():
         for key in ("0.weight", "1.weight", "1.bias", "1.running_mean", "1.running_var",
                     "1.num_batches_tracked")
     ]
-    assert [type(m) for m in block.dw] == [nn.Conv2d, nn.BatchNorm2d, nn.Hardswish]
-    assert block.dw[0].padding == (2, 2) and block.dw[0].bias is None
     assert len(block.project) == 2  # linear projection: no activation
 
 

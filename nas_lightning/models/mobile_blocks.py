@@ -8,11 +8,8 @@ block string allows it (no ``noskip``).
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 from torch import nn
-from torchvision.ops import Conv2dNormActivation
 
 from nas_lightning.genotypes.mobile import BlockArgs
 from nas_lightning.models.nasnet import drop_path
@@ -51,12 +48,13 @@ def make_activation(name: str) -> nn.Module:
     raise ValueError(f"unknown activation {name!r}")
 
 
-class ConvBNAct(Conv2dNormActivation):
+class ConvBNAct(nn.Sequential):
     """Conv (same padding, no bias), batch norm, optional activation.
 
-    torchvision's block with the activation given by name; its layers are
-    numbered ``0``/``1``/``2`` as in a plain ``nn.Sequential``, so state-dict
-    keys are unchanged.
+    The layers and state-dict keys of torchvision's ``Conv2dNormActivation``
+    (tested), kept here because importing ``torchvision.ops`` loads all of
+    torchvision, which added seconds to processes that build networks without
+    Lightning (the latency command line).
     """
 
     def __init__(
@@ -68,16 +66,15 @@ class ConvBNAct(Conv2dNormActivation):
         groups: int = 1,
         activation: str | None = "relu",
     ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel,
-            stride,
-            padding=kernel // 2,
-            groups=groups,
-            activation_layer=None if activation is None else partial(make_activation, activation),
-            inplace=None,
-        )
+        layers: list[nn.Module] = [
+            nn.Conv2d(
+                in_channels, out_channels, kernel, stride, kernel // 2, groups=groups, bias=False
+            ),
+            nn.BatchNorm2d(out_channels),
+        ]
+        if activation is not None:
+            layers.append(make_activation(activation))
+        super().__init__(*layers)
 
 
 class SqueezeExcite(nn.Module):

@@ -160,6 +160,34 @@ def test_ray_lightning_children_match_the_golden_local_run(cluster, tmp_path):
     _compare([{k: r.get(k) for k in keys} for r in result.records], golden)
 
 
+def _shape(value):
+    """A record's structure: its keys and value types, not its numbers."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return type(value).__name__
+
+
+@pytest.mark.slow
+def test_ddp_children_train_on_two_ranks_in_a_ray_worker(cluster, tmp_path):
+    """trainer=ddp under executor=ray: 2 gloo ranks started by the worker, local-shaped records."""
+    over = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "seed=3"]
+    local = run_search(cfg(tmp_path / "local", "seed=3"))
+    remote = run_search(cfg(tmp_path / "ray", *over, "executor=ray"))
+    assert [r["status"] for r in remote.records] == ["ok", "ok"], remote.records
+    assert remote.records[0]["actions"] == local.records[0]["actions"]  # the same first proposal
+    for a, b in zip(remote.records, local.records, strict=True):
+        a, b = dict(a), dict(b)
+        assert a.pop("worker") != b.pop("worker")  # it trained elsewhere
+        assert _shape(a) == _shape(b)
+    # Each rank trained half of the batches (the sampler shards by rank): the ranks really
+    # ran DDP, not two copies of one process's training.
+    steps = [r["extra"]["timing"]["train_steps"] for r in remote.records]
+    local_steps = [r["extra"]["timing"]["train_steps"] for r in local.records]
+    assert [2 * s for s in steps] == local_steps, (steps, local_steps)
+
+
 def _driver(args, run_dir, address, resume=False):
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
     first = [f"resume={run_dir}"] if resume else [*TINY, *TABLE, f"hydra.run.dir={run_dir}"]

@@ -78,7 +78,9 @@ def _worker_run(handles: list[Any], trial: Trial) -> Result:
     from nas_lightning.utils import quiet_lightning
 
     cfg_ref, data_ref, threads, world = handles
-    key = cfg_ref.hex()
+    # Ray may give this worker other GPUs for its next task: ranks started on the
+    # last ones must not train there, so the GPUs are part of what the runner is for.
+    key = f"{cfg_ref.hex()}:{os.environ.get('CUDA_VISIBLE_DEVICES')}"
     runner = _RUNNERS.get(key)
     if runner is None:
         container = ray.get(cfg_ref)
@@ -92,16 +94,21 @@ def _worker_run(handles: list[Any], trial: Trial) -> Result:
             from nas_lightning.execution.ddp import RankGroup
 
             runner = RankGroup(container, datamodule, threads, world)
-            _RUNNERS[key] = runner
-            return runner.run(trial)
-        runner = make_runner(OmegaConf.create(container), datamodule=datamodule, prepare=False)
-        if "torch" in sys.modules:  # the runner trains with torch: its threads, its logs
-            import torch
+        else:
+            runner = make_runner(OmegaConf.create(container), datamodule=datamodule,
+                                 prepare=False)
+            if "torch" in sys.modules:  # the runner trains with torch: its threads, its logs
+                import torch
 
-            quiet_lightning()
-            torch.set_num_threads(threads)
+                quiet_lightning()
+                torch.set_num_threads(threads)
         _RUNNERS[key] = runner
-    return runner.run(trial)
+    try:
+        return runner.run(trial)
+    except BaseException:  # a rank group that failed closed itself: start new ranks next time
+        if world > 1:
+            _RUNNERS.pop(key, None)
+        raise
 
 
 def child_processes(trainer: Any, gpus_per_child: float = 0) -> int:

@@ -243,3 +243,32 @@ def test_a_shipped_trial_unpickles_without_torch(tmp_path):
                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
+
+
+def test_gpu_smoke_script_stops_at_once_without_a_gpu():
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_smoke.py")],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 2
+    assert "error: no CUDA GPU visible" in proc.stderr and "CUDA_VISIBLE_DEVICES=''" in proc.stderr
+
+
+def test_throughput_steady_state_starts_after_every_workers_first_child():
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from engine_throughput import steady_rate
+
+    # two workers: a's first child at 10 s, b's at 14 s; then one child every 2 s
+    stamped = [(10.0, {"worker": "a"}), (14.0, {"worker": "b"}), (16.0, {"worker": "a"}),
+               (18.0, {"worker": "b"}), (20.0, {"worker": "a"})]
+    assert steady_rate(stamped) == (3600 * 3 / 6, 3)
+    assert steady_rate(stamped[:2]) == (None, 0)  # nothing after the warm-up

@@ -144,6 +144,9 @@ def main() -> None:
     parser.add_argument("--standalone-cache", type=Path,
                         default=Path("benchmarks/results/enas_standalone.json"),
                         help="standalone accuracies already measured (read and extended)")
+    parser.add_argument("--repeat-seed-offset", type=int, default=None,
+                        help="also train every cell with seed + this + i: how far two "
+                        "standalone trainings of the same cells agree (tau's ceiling)")
     parser.add_argument("--out", type=Path, default=None, help="JSON results file (and .md)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -167,33 +170,53 @@ def main() -> None:
         (f"random{i}", space.decode([rng.randrange(d.size) for d in space.decisions]))
         for i in range(args.cells)
     ]
+    def standalone(name: str, genotype: Any, i: int, seed: int) -> tuple[float, bool]:
+        """The cell's standalone accuracy (trained now, or from the cache) and whether cached."""
+        entry_key = json.dumps([genotype_to_dict(genotype), seed, key], sort_keys=True)
+        if entry_key in cache:
+            return cache[entry_key]["val_acc"], True
+        result = runner.run(Trial(i, Proposal(i, (), genotype), seed))
+        if result.status != "ok":
+            raise RuntimeError(f"{name} {result.status}: {result.error}")
+        if use_cache:
+            cache[entry_key] = {"val_acc": result.val_acc, "seconds": round(result.seconds, 2)}
+            if args.standalone_cache.is_file():  # keep what other runs added meanwhile
+                cache.update({**json.loads(args.standalone_cache.read_text()), **cache})
+            args.standalone_cache.parent.mkdir(parents=True, exist_ok=True)
+            args.standalone_cache.write_text(json.dumps(cache, indent=1, sort_keys=True))
+        return result.val_acc, False
+
     rows = []
     for i, (name, genotype) in enumerate(cells):
         start = time.perf_counter()
         score = shared_score(supernet, genotype, shared_data, args.eval_batch_size)
-        seed = args.seed + i
-        entry_key = json.dumps([genotype_to_dict(genotype), seed, key], sort_keys=True)
-        cached = entry_key in cache
-        if cached:
-            acc = cache[entry_key]["val_acc"]
-        else:
-            result = runner.run(Trial(i, Proposal(i, (), genotype), seed))
-            if result.status != "ok":
-                raise RuntimeError(f"{name} {result.status}: {result.error}")
-            acc = result.val_acc
-            if use_cache:
-                cache[entry_key] = {"val_acc": acc, "seconds": round(result.seconds, 2)}
-                args.standalone_cache.parent.mkdir(parents=True, exist_ok=True)
-                args.standalone_cache.write_text(json.dumps(cache, indent=1))
-        rows.append({"name": name, "shared_score": score, "standalone_acc": acc, "seed": seed,
-                     "standalone_cached": cached,
-                     "seconds": round(time.perf_counter() - start, 2),
-                     "genotype": genotype_to_dict(genotype)})
-        log.info("%s: shared %.4f, standalone %.4f%s (%.0fs)", name, score, acc,
-                 " (cached)" if cached else "", rows[-1]["seconds"])
+        acc, cached = standalone(name, genotype, i, args.seed + i)
+        row = {"name": name, "shared_score": score, "standalone_acc": acc,
+               "seed": args.seed + i, "standalone_cached": cached}
+        if args.repeat_seed_offset is not None:
+            row["repeat_seed"] = args.seed + args.repeat_seed_offset + i
+            row["standalone_acc_repeat"], _ = standalone(name, genotype, i, row["repeat_seed"])
+        row.update(seconds=round(time.perf_counter() - start, 2),
+                   genotype=genotype_to_dict(genotype))
+        rows.append(row)
+        log.info("%s: shared %.4f, standalone %.4f%s%s (%.0fs)", name, score, acc,
+                 " (cached)" if cached else "",
+                 f", repeat {row['standalone_acc_repeat']:.4f}" if "repeat_seed" in row else "",
+                 row["seconds"])
     random_rows = rows[1:]
     stats = tau_statistics([r["shared_score"] for r in random_rows],
                            [r["standalone_acc"] for r in random_rows], seed=args.seed)
+    if args.repeat_seed_offset is not None:
+        first = [r["standalone_acc"] for r in random_rows]
+        repeat = [r["standalone_acc_repeat"] for r in random_rows]
+        mean = [(a + b) / 2 for a, b in zip(first, repeat, strict=True)]
+        stats["standalone_repeat"] = {
+            "tau_b_between_seeds": tau_statistics(first, repeat, seed=args.seed),
+            "mean_abs_difference": statistics.mean(abs(a - b) for a, b in zip(first, repeat,
+                                                                              strict=True)),
+            "tau_b_shared_vs_seed_mean": tau_statistics(
+                [r["shared_score"] for r in random_rows], mean, seed=args.seed),
+        }
     tau_all = kendall_tau_b([r["shared_score"] for r in rows], [r["standalone_acc"] for r in rows])
     random_accs = [r["standalone_acc"] for r in rows[1 : 1 + args.random]]
     found_acc = rows[0]["standalone_acc"]
@@ -220,6 +243,13 @@ def main() -> None:
              *stats["ci95"], tau_all)
     log.info("found %.4f vs %d random cells: median %.4f, best %.4f", found_acc,
              len(random_accs), summary["random_median"], summary["random_best"])
+    if "standalone_repeat" in stats:
+        rep = stats["standalone_repeat"]
+        log.info("standalone seed vs seed: tau-b %.3f (p=%.4f), mean |difference| %.4f; shared "
+                 "vs the two seeds' mean: tau-b %.3f (p=%.4f)",
+                 rep["tau_b_between_seeds"]["tau_b"], rep["tau_b_between_seeds"]["p_value"],
+                 rep["mean_abs_difference"], rep["tau_b_shared_vs_seed_mean"]["tau_b"],
+                 rep["tau_b_shared_vs_seed_mean"]["p_value"])
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"summary": summary, "cells": rows}, indent=2))
@@ -240,10 +270,22 @@ def markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         f"the first {summary['random_compared']} random cells: median "
         f"{summary['random_median']:.4f}, best {summary['random_best']:.4f}.",
         "",
-        "| cell | shared score | standalone acc |",
-        "|---|---|---|",
     ]
-    lines += [f"| {r['name']} | {r['shared_score']:.4f} | {r['standalone_acc']:.4f} |"
+    rep = s.get("standalone_repeat")
+    if rep:
+        lines += [
+            f"Two standalone trainings of the random cells (different seeds): tau-b "
+            f"{rep['tau_b_between_seeds']['tau_b']:.3f} (p = "
+            f"{rep['tau_b_between_seeds']['p_value']:.4f}), mean |difference| "
+            f"{rep['mean_abs_difference']:.4f}; shared score vs their mean: tau-b "
+            f"{rep['tau_b_shared_vs_seed_mean']['tau_b']:.3f} (p = "
+            f"{rep['tau_b_shared_vs_seed_mean']['p_value']:.4f}).",
+            "",
+        ]
+    lines += ["| cell | shared score | standalone acc | standalone, second seed |",
+              "|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['shared_score']:.4f} | {r['standalone_acc']:.4f} | "
+              + (f"{r['standalone_acc_repeat']:.4f} |" if "standalone_acc_repeat" in r else "|")
               for r in rows]
     return "\n".join(lines) + "\n"
 

@@ -28,6 +28,7 @@ import argparse
 import json
 import logging
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -186,6 +187,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     args.out.with_suffix(".md").write_text(markdown(report))
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def markdown(report: dict[str, Any]) -> str:

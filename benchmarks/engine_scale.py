@@ -14,7 +14,8 @@ times those driver steps and reports, per strategy and slot count:
     python benchmarks/engine_scale.py                      # 8, 32, 64 slots; ~10 min
     python benchmarks/engine_scale.py --slots 4 --children 20 --child-seconds 0.2  # a check
 
-Every slot is a Ray worker process (it imports torch: a few hundred MB each).
+Every slot is a Ray worker process; a simulated child imports neither torch nor
+Lightning, so a worker holds about a hundred MB.
 Prints JSON and a markdown table; ``--out`` writes both.
 """
 
@@ -25,6 +26,7 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,7 @@ def one(strategy: str, slots: int, args: argparse.Namespace) -> dict[str, Any]:
         "slots": slots,
         "children": n,
         "ok": sum(r["status"] == "ok" for r in result.records),
+        "errors": Counter(r["error"] for r in result.records if r.get("error")).most_common(3),
         "child_seconds": args.child_seconds,
         "wall_s": round(wall, 3),
         "children_per_s": round(n / wall, 3),
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     for slots in args.slots:
         init_local_ray(num_cpus=slots, log_to_driver=False)  # logical CPUs: children sleep
         try:
-            # Warm-up: start every worker (each imports torch once) before timing.
+            # Warm-up: start every worker before timing.
             warm = argparse.Namespace(**{**vars(args), "children": 2 * slots})
             one(args.strategies[0], slots, warm)
             for strategy in args.strategies:

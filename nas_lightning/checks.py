@@ -5,20 +5,23 @@ numbers (``seed=x``), and most objects only meet their values when the first
 child trains. These checks read every value a run depends on once, up front,
 and turn a bad one into a :class:`ConfigError` that names its key and what it
 may be, so that a search never trains children that were all bound to fail.
+
+Types and ranges are declared as pydantic models (one per config node);
+what a type cannot say (accelerators present on this host, device lists, the
+Trainer's own argument checks, a network that builds) is checked by code.
 """
 
 from __future__ import annotations
 
-import math
 import random
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 from omegaconf import DictConfig
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nas_lightning.errors import ConfigError
 
-SCHEDULERS = ("cosine", "none")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 
 
@@ -26,100 +29,143 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
+# -- types and ranges, declared once ---------------------------------------------
+# pydantic models in strict mode: no "3" -> 3 or True -> 1 coercion, no inf/nan.
+# Hydra structured configs are not used: OmegaConf checks types only (no
+# ranges), converts "12" to 12, and fails at compose time with a multi-line
+# message, before the key could be named in one line.
 
 
-def check_int(value: Any, key: str, minimum: int | None = None, optional: bool = False) -> None:
-    """``value`` is an integer (>= ``minimum``), or None when ``optional``."""
-    if value is None and optional:
-        return
-    bound = f" >= {minimum}" if minimum is not None else ""
-    extra = " or null" if optional else ""
-    if not _is_int(value) or (minimum is not None and value < minimum):
-        raise ConfigError(key, f"must be an integer{bound}{extra}, got {value!r}")
+def _bound(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high:g}")
+    return f" {' and '.join(parts)}" if parts else ""
 
 
-def check_number(
-    value: Any,
-    key: str,
+def integer(minimum: int | None = None, optional: bool = False) -> Any:
+    """An integer field (>= ``minimum``; null allowed when ``optional``)."""
+    text = f"an integer{_bound(minimum, None, False, False)}{' or null' if optional else ''}"
+    kind: Any = Annotated[int, Field(strict=True, ge=minimum)]
+    return Annotated[kind | None if optional else kind, Field(description=text)]
+
+
+def number(
     low: float | None = None,
     high: float | None = None,
     *,
     low_open: bool = False,
     high_open: bool = False,
     optional: bool = False,
-) -> None:
-    """``value`` is a finite number in the given range, or None when ``optional``."""
-    if value is None and optional:
-        return
-    ok = _is_number(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        parts = []
-        if low is not None:
-            parts.append(f"{'>' if low_open else '>='} {low:g}")
-        if high is not None:
-            parts.append(f"{'<' if high_open else '<='} {high:g}")
-        bound = f" {' and '.join(parts)}" if parts else ""
-        extra = " or null" if optional else ""
-        raise ConfigError(key, f"must be a number{bound}{extra}, got {value!r}")
+) -> Any:
+    """A finite number field in the given range (null allowed when ``optional``)."""
+    text = (f"a number{_bound(low, high, low_open, high_open)}"
+            f"{' or null' if optional else ''}")
+    kind: Any = Annotated[float, Field(
+        strict=True, allow_inf_nan=False,
+        gt=low if low_open else None, ge=None if low_open else low,
+        lt=high if high_open else None, le=None if high_open else high,
+    )]
+    return Annotated[kind | None if optional else kind, Field(description=text)]
 
 
-def check_limit(value: Any, key: str) -> None:
-    """A Trainer ``limit_*_batches``: null, a count >= 1 or a fraction in (0, 1]."""
-    if value is None or (_is_int(value) and value >= 1):
-        return
-    if isinstance(value, float) and 0.0 < value <= 1.0:
-        return
-    raise ConfigError(
-        key, f"must be null, a batch count >= 1 or a fraction in (0, 1], got {value!r}"
-    )
+def one_of(*values: str) -> Any:
+    """A field that takes one of ``values``."""
+    return Annotated[Literal[values], Field(description=f"one of {list(values)}")]
 
 
-def check_optimizer(node: Any, key: str) -> None:
-    """The numeric arguments every torch optimizer shares (lr > 0, decay >= 0)."""
-    if not node:
-        return
-    if "lr" in node:
-        check_number(node.get("lr"), f"{key}.lr", 0.0, low_open=True)
-    for name in ("weight_decay", "momentum"):
-        if name in node:
-            check_number(node.get(name), f"{key}.{name}", 0.0)
+class _Section(BaseModel):
+    """Keys a run reads, typed; keys not declared here are checked where they are used."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-def check_recipe(node: Any, key: str, epochs_key: str = "epochs") -> None:
+class Optimizer(_Section):
+    """The numeric arguments every torch optimizer shares."""
+
+    lr: number(0.0, low_open=True) = None
+    weight_decay: number(0.0) = None
+    momentum: number(0.0) = None
+
+
+LIMIT = Annotated[
+    None | Annotated[int, Field(strict=True, ge=1)]
+    | Annotated[float, Field(strict=True, gt=0.0, le=1.0)],
+    Field(description="null, a batch count >= 1 or a fraction in (0, 1]"),
+]
+
+
+class Recipe(_Section):
     """A training recipe (``child`` of the search, ``recipe`` of train.py)."""
-    check_int(node.get(epochs_key), f"{key}.{epochs_key}", 1)
-    if "batch_size" in node:
-        check_int(node.get("batch_size"), f"{key}.batch_size", 1)
-    if "eval_batch_size" in node:
-        check_int(node.get("eval_batch_size"), f"{key}.eval_batch_size", 1, optional=True)
-    if "train_subset" in node:
-        check_int(node.get("train_subset"), f"{key}.train_subset", 1, optional=True)
-    scheduler = node.get("scheduler", "cosine")
-    if scheduler not in SCHEDULERS:
-        raise ConfigError(
-            f"{key}.scheduler", f"must be one of {list(SCHEDULERS)}, got {scheduler!r}"
-        )
-    if "warmup_steps" in node:
-        check_int(node.get("warmup_steps"), f"{key}.warmup_steps", 0)
-    if "label_smoothing" in node:
-        check_number(node.get("label_smoothing"), f"{key}.label_smoothing", 0.0, 1.0,
-                     high_open=True)
-    if "bn_recalibration_batches" in node:
-        check_int(node.get("bn_recalibration_batches"), f"{key}.bn_recalibration_batches", 0)
-    if "gradient_clip_val" in node:
-        check_number(node.get("gradient_clip_val"), f"{key}.gradient_clip_val", 0.0,
-                     optional=True)
-    for name in ("limit_train_batches", "limit_val_batches"):
-        if name in node:
-            check_limit(node.get(name), f"{key}.{name}")
-    check_optimizer(node.get("optimizer"), f"{key}.optimizer")
+
+    epochs: integer(1)
+    batch_size: integer(1) = None
+    eval_batch_size: integer(1, optional=True) = None
+    train_subset: integer(1, optional=True) = None
+    scheduler: one_of("cosine", "none") = "cosine"
+    warmup_steps: integer(0) = None
+    label_smoothing: number(0.0, 1.0, high_open=True) = None
+    bn_recalibration_batches: integer(0) = None
+    gradient_clip_val: number(0.0, optional=True) = None
+    limit_train_batches: LIMIT = None
+    limit_val_batches: LIMIT = None
+
+
+class TrainRecipe(Recipe):
+    """``train.py``'s recipe: the search's plus regularisation."""
+
+    aux_weight: number(0.0) = None
+    cutout: number(0.0) = None
+    drop_path: number(0.0, 1.0, high_open=True) = None
+
+
+class SearchKeys(_Section):
+    """The ``search`` node."""
+
+    num_children: integer(1)
+    num_threads: Annotated[
+        None | Literal["auto", "none"] | Annotated[int, Field(strict=True, ge=1)],
+        Field(description="an integer >= 1, auto or null"),
+    ] = None
+    failed_reward: number(optional=True) = None
+
+
+class TrainerKeys(_Section):
+    """Trainer values checked by name (the rest by a throwaway Trainer)."""
+
+    max_epochs: integer(1) = None
+
+
+class SearchRoot(_Section):
+    seed: integer()
+
+
+class TrainRoot(_Section):
+    seed: integer()
+    num_threads: integer(1, optional=True) = None
+
+
+def check_section(model: type[_Section], node: Any, key: str = "") -> None:
+    """Validate ``node`` against ``model``; the first bad key becomes a one-line ConfigError.
+
+    Defaults are not validated, so a key that is absent passes and a key
+    given as null is checked like any other value.
+    """
+    if node is None:
+        node = {}
+    if isinstance(node, DictConfig):
+        data = {k: node.get(k) for k in model.model_fields if k in node}
+    else:
+        data = {k: node[k] for k in model.model_fields if k in node}
+    try:
+        model.model_validate(data)
+    except ValidationError as err:
+        name = str(err.errors()[0]["loc"][0])
+        what = model.model_fields[name].description
+        raise ConfigError(f"{key}.{name}" if key else name,
+                          f"must be {what}, got {data.get(name)!r}") from None
 
 
 def _check_devices(devices: Any, key: str) -> None:
@@ -177,8 +223,7 @@ def check_trainer(node: Any, key: str = "trainer") -> None:
     _check_accelerator(node.get("accelerator"), f"{key}.accelerator")
     if "devices" in node:
         _check_devices(node.get("devices"), f"{key}.devices")
-    if "max_epochs" in node:
-        check_int(node.get("max_epochs"), f"{key}.max_epochs", 1)
+    check_section(TrainerKeys, node, key)
     if "_target_" not in node:
         return
     from nas_lightning.search.builders import build
@@ -229,30 +274,19 @@ def check_model(cfg: DictConfig) -> None:
 
 def check_search_config(cfg: DictConfig) -> None:
     """Every value a search reads before or during its children, checked now."""
-    check_int(cfg.get("seed"), "seed")
-    search = cfg.get("search") or {}
-    check_int(search.get("num_children"), "search.num_children", 1)
-    threads = search.get("num_threads")
-    if threads not in ("auto", "none", None) and not (_is_int(threads) and threads >= 1):
-        raise ConfigError("search.num_threads",
-                          f"must be an integer >= 1, auto or null, got {threads!r}")
-    check_number(search.get("failed_reward"), "search.failed_reward", optional=True)
+    check_section(SearchRoot, cfg)
+    check_section(SearchKeys, cfg.get("search"), "search")
     if cfg.get("child") is not None:
-        check_recipe(cfg.child, "child")
+        check_section(Recipe, cfg.child, "child")
+        check_section(Optimizer, cfg.child.get("optimizer"), "child.optimizer")
     check_trainer(cfg.get("trainer"))
     check_model(cfg)
 
 
 def check_train_config(cfg: DictConfig) -> None:
     """The values of a ``train.py`` run, checked before the network is built."""
-    check_int(cfg.get("seed"), "seed")
-    check_int(cfg.get("num_threads"), "num_threads", 1, optional=True)
+    check_section(TrainRoot, cfg)
     if cfg.get("recipe") is not None:
-        check_recipe(cfg.recipe, "recipe")
-        recipe = cfg.recipe
-        for name in ("aux_weight", "cutout"):
-            if name in recipe:
-                check_number(recipe.get(name), f"recipe.{name}", 0.0)
-        if "drop_path" in recipe:
-            check_number(recipe.get("drop_path"), "recipe.drop_path", 0.0, 1.0, high_open=True)
+        check_section(TrainRecipe, cfg.recipe, "recipe")
+        check_section(Optimizer, cfg.recipe.get("optimizer"), "recipe.optimizer")
     check_trainer(cfg.get("trainer"))

@@ -234,6 +234,14 @@ def test_tiny_enas_search_end_to_end(tiny_search_cfg, tmp_path):
     assert state["num_told"] == 4
     assert result.summary["supernet_steps"] == 4
 
+    # the run folder alone gives back the trained supernet: it scores the best cell again
+    from nas_lightning.enas.module import EnasModule
+    from nas_lightning.enas.search import load_supernet
+
+    supernet, data = load_supernet(run)
+    module = EnasModule(supernet, result.strategy, channels_last=True)
+    assert module.score(genotype, data, batch_size=128) == pytest.approx(best["val_acc"])
+
 
 class _Killed(Exception):
     pass
@@ -337,3 +345,37 @@ def test_random_sampling_with_shared_weights(tiny_search_cfg):
     assert len(result.records) == 4
     for r in result.records:
         assert r["extra"]["sample_entropy"] is None and r["reward"] == r["val_acc"]
+
+
+def test_controller_steps_outside_a_trainer(tmp_path):
+    """Benchmarks score architectures on a supernet that no Trainer holds."""
+    from nas_lightning.data import EmbeddedFashionMNIST
+    from nas_lightning.enas.module import EnasModule
+    from nas_lightning.strategies import Reinforce
+
+    space = NASNetSpace(2, ENAS_OPS, ("add",))
+    supernet = Supernet(2, ENAS_OPS, ("add",), **dict(LAYOUT, stem_stride=2))
+    strategy = Reinforce(space, lr=0.05, seed=0)
+    module = EnasModule(supernet, strategy, controller_batch_size=16, seed=0)
+    data = EmbeddedFashionMNIST(batch_size=16, train_subset=64, val_size=64, augment=False)
+    data.setup("fit")
+    module.use_data(data)
+    records = module.train_controller(3)
+    assert [r["index"] for r in records] == [0, 1, 2] and strategy.num_told == 3
+    assert all(r["extra"]["val_images"] == 16 for r in records)
+
+
+def test_standalone_config_trains_children_as_the_standalone_search(tiny_search_cfg, tmp_path):
+    """ENAS points the data at the supernet's batches; a standalone child gets the child's."""
+    from nas_lightning.enas.search import standalone_search_config
+    from nas_lightning.execution.runner import make_runner
+    from nas_lightning.search.evaluator import LightningEvaluator
+
+    cfg = tiny_search_cfg("experiment=enas", "enas.batch_size=32", "enas.train_subset=100")
+    out = standalone_search_config(cfg, run_dir=str(tmp_path / "x"), limit_train_batches=2,
+                                   epochs=None)
+    assert out.dataset.train_subset == cfg.child.train_subset == 256
+    assert out.dataset.batch_size == cfg.child.batch_size == 64
+    assert out.child.limit_train_batches == 2 and out.child.epochs == cfg.child.epochs
+    assert cfg.dataset.train_subset == 100  # the ENAS config is left as it was
+    assert isinstance(make_runner(out), LightningEvaluator)

@@ -173,8 +173,102 @@ def test_a_batch_spanning_two_depths_is_told_per_depth(tmp_path, monkeypatch):
     assert result.strategy.num_told == 3
 
 
-def test_ray_refuses_ddp_children_in_one_line(tmp_path):
+def test_a_ddp_child_under_ray_takes_its_devices_as_ranks():
+    from omegaconf import OmegaConf
+
+    from nas_lightning.execution.ddp import external_strategy
+    from nas_lightning.execution.ray_executor import child_processes, ddp_on_gpus
+
+    def trainer(**kw):
+        return OmegaConf.create({"accelerator": "cpu", "devices": 1, **kw})
+
+    assert child_processes(trainer()) == 1
+    assert child_processes(trainer(strategy="ddp", devices=2)) == 2
+    assert child_processes(trainer(devices=[0, 1, 2])) == 3  # Lightning picks DDP for these
+    assert child_processes(trainer(devices="auto", accelerator="gpu"), gpus_per_child=2) == 2
+    for bad, key in [(trainer(strategy="ddp", devices="auto"), "trainer.devices"),
+                     (trainer(strategy="ddp", devices=2, num_nodes=2), "trainer.num_nodes"),
+                     (trainer(devices=0), "trainer.devices")]:
+        with pytest.raises(ConfigError) as err:
+            child_processes(bad)
+        assert err.value.key == key
+    assert ddp_on_gpus(trainer(accelerator="gpu"), 0, 0)
+    assert ddp_on_gpus(trainer(accelerator="auto"), 0, cluster_gpus=4)
+    assert not ddp_on_gpus(trainer(accelerator="auto"), 0, cluster_gpus=0)
+    assert not ddp_on_gpus(trainer(), 2, cluster_gpus=4)  # accelerator=cpu wins
+    assert external_strategy("ddp_spawn_find_unused_parameters_true") == (
+        "ddp_find_unused_parameters_true")
+    assert external_strategy("ddp_find_unused_parameters_true") == (
+        "ddp_find_unused_parameters_true")
+    assert external_strategy("auto") == "auto"
+
+
+def test_ray_refuses_a_fractional_gpu_for_ddp_ranks_in_one_line(tmp_path):
     pytest.importorskip("ray")
     with pytest.raises(ConfigError) as err:
-        run_search(table_cfg(tmp_path, "executor=ray", "trainer=ddp"))
-    assert err.value.key == "executor" and "executor=local" in str(err.value)
+        run_search(compose_config("search", [
+            f"run_dir={tmp_path}", *TINY, "executor=ray", "executor.num_cpus=2",
+            "trainer=ddp", "trainer.accelerator=auto", "executor.gpus_per_child=0.5",
+        ]))
+    assert err.value.key == "executor.gpus_per_child" and "2 whole GPUs" in str(err.value)
+
+
+def test_a_shipped_trial_unpickles_without_torch(tmp_path):
+    """What a worker of simulated children receives imports neither torch nor Lightning."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    result = run_search(table_cfg(tmp_path, "search.num_children=1"))
+    from nas_lightning.execution.base import Trial
+    from nas_lightning.strategies.base import Proposal
+
+    record = result.records[0]
+    proposal = Proposal(0, tuple(record["actions"]), result.space.decode(record["actions"]))
+    blob = tmp_path / "trial.pkl"
+    blob.write_bytes(pickle.dumps(Trial(0, proposal, seed=0).shipped()))
+    code = (
+        "import pickle, sys\n"
+        "from nas_lightning.execution.runner import make_runner\n"
+        "from nas_lightning.execution.simulated import TableRunner\n"
+        f"t = pickle.loads(open({str(blob)!r}, 'rb').read())\n"
+        "r = TableRunner().run(t)\n"
+        "assert r.status == 'ok', r\n"
+        "print(sorted(m for m in ('torch', 'pytorch_lightning') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
+
+
+def test_gpu_smoke_script_stops_at_once_without_a_gpu():
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_smoke.py")],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 2
+    assert "error: no CUDA GPU visible" in proc.stderr and "CUDA_VISIBLE_DEVICES=''" in proc.stderr
+
+
+def test_throughput_steady_state_starts_after_every_workers_first_child():
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from engine_throughput import steady_rate
+
+    # two workers: a's first child at 10 s, b's at 14 s; then one child every 2 s
+    stamped = [(10.0, {"worker": "a"}), (14.0, {"worker": "b"}), (16.0, {"worker": "a"}),
+               (18.0, {"worker": "b"}), (20.0, {"worker": "a"})]
+    assert steady_rate(stamped) == (3600 * 3 / 6, 3)
+    assert steady_rate(stamped[:2]) == (None, 0)  # nothing after the warm-up

@@ -38,14 +38,19 @@ def cluster():
     init_local_ray(num_cpus=2, log_to_driver=False)
 
     @ray.remote(num_cpus=1)
-    def warm(seconds: float) -> int:
+    def warm(seconds: float) -> tuple[int, int]:
         import nas_lightning.execution.ray_executor  # noqa: F401  (what children import)
 
         time.sleep(seconds)
-        return os.getpid()
+        return os.getpid(), os.getppid()
 
     # Two worker processes up before the tests: a busy machine starts them slowly.
-    assert len(set(ray.get([warm.remote(2.0), warm.remote(2.0)]))) == 2
+    started = ray.get([warm.remote(2.0), warm.remote(2.0)])
+    assert len({pid for pid, _ in started}) == 2
+    # Workers are children of this cluster's raylet: tests kill only those, never the
+    # workers of another Ray running on the same machine.
+    RAYLET.clear()
+    RAYLET.update(ppid for _, ppid in started)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -58,16 +63,24 @@ def actions(result):
     return [r["actions"] for r in result.records]
 
 
+RAYLET: set[int] = set()  # the module cluster's raylet (parent of its workers)
+
+
+def _ppid(pid: str) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def worker_pids(name: str = "ray::_worker_run") -> list[int]:
-    """Processes of this machine running a child task now (Ray renames them)."""
+    """Workers of the module's cluster running a child task now (Ray renames them)."""
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
+                parent = _ppid(entry)
+            except (OSError, ValueError, IndexError):
                 continue
-            if cmd.startswith(name.encode()):
+            if cmd.startswith(name.encode()) and parent in RAYLET:
                 pids.append(int(entry))
     return pids
 
@@ -158,6 +171,73 @@ def test_ray_lightning_children_match_the_golden_local_run(cluster, tmp_path):
     ]))
     keys = ("index", "actions", "genotype", "status", "reward", "val_acc")
     _compare([{k: r.get(k) for k in keys} for r in result.records], golden)
+
+
+def _shape(value):
+    """A record's structure: its keys and value types, not its numbers."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return type(value).__name__
+
+
+@pytest.mark.slow
+def test_ddp_children_train_on_two_ranks_in_a_ray_worker(cluster, tmp_path):
+    """trainer=ddp under executor=ray: 2 gloo ranks started by the worker, local-shaped records."""
+    over = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "seed=3"]
+    local = run_search(cfg(tmp_path / "local", "seed=3"))
+    remote = run_search(cfg(tmp_path / "ray", *over, "executor=ray"))
+    assert [r["status"] for r in remote.records] == ["ok", "ok"], remote.records
+    assert remote.records[0]["actions"] == local.records[0]["actions"]  # the same first proposal
+    for a, b in zip(remote.records, local.records, strict=True):
+        a, b = dict(a), dict(b)
+        assert a.pop("worker") != b.pop("worker")  # it trained elsewhere
+        assert _shape(a) == _shape(b)
+    # Each rank trained half of the batches (the sampler shards by rank): the ranks really
+    # ran DDP, not two copies of one process's training.
+    steps = [r["extra"]["timing"]["train_steps"] for r in remote.records]
+    local_steps = [r["extra"]["timing"]["train_steps"] for r in local.records]
+    assert [2 * s for s in steps] == local_steps, (steps, local_steps)
+
+
+def rank_pids() -> set[int]:
+    """Processes spawned by a Ray worker (DDP ranks of a child)."""
+    pids = set()
+    workers = set(worker_pids("ray::"))
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+                ppid = _ppid(entry)
+            except (OSError, ValueError, IndexError):
+                continue
+            if b"spawn_main" in cmd and ppid in workers:
+                pids.add(int(entry))
+    return pids
+
+
+@pytest.mark.slow
+def test_a_killed_ddp_rank_is_retried_like_a_lost_worker(cluster, tmp_path):
+    before = rank_pids()  # ranks of earlier searches close when this one reaches their worker
+    killed = []
+
+    def kill_a_new_rank():
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            for pid in sorted(rank_pids() - before):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=kill_a_new_rank, daemon=True).start()
+    result = run_search(cfg(tmp_path, "trainer=ddp", "trainer.accelerator=cpu",
+                            "trainer.devices=2", "search.num_children=1", "executor=ray",
+                            "executor.max_retries=1"))
+    assert killed, "no rank process was found"
+    [record] = result.records
+    assert record["status"] == "ok" and record.get("attempt") == 1, record
 
 
 def _driver(args, run_dir, address, resume=False):

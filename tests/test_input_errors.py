@@ -47,6 +47,37 @@ def test_bad_search_values_name_their_key(override, key, tmp_path):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("search.num_children=true", "search.num_children: must be an integer >= 1, got True"),
+        ("search.num_children=2.0", "search.num_children: must be an integer >= 1, got 2.0"),
+        ("child.optimizer.lr=inf", "child.optimizer.lr: must be a number > 0, got inf"),
+        ("search.failed_reward=nan", "search.failed_reward: must be a number or null, got nan"),
+        ("child.batch_size=null", "child.batch_size: must be an integer >= 1, got None"),
+        ("child.limit_val_batches=true", "child.limit_val_batches: must be null, a batch count "
+                                         ">= 1 or a fraction in (0, 1], got True"),
+        ("child.limit_val_batches=1.5", "child.limit_val_batches: must be null, a batch count "
+                                        ">= 1 or a fraction in (0, 1], got 1.5"),
+        ("+trainer.max_epochs=0", "trainer.max_epochs: must be an integer >= 1, got 0"),
+    ],
+)
+def test_types_are_strict_and_the_message_says_what_the_key_may_be(override, message, tmp_path):
+    cfg = compose_config("search", [f"run_dir={tmp_path}", "logger=csv", override])
+    with pytest.raises(ConfigError) as info:
+        check_search_config(cfg)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("override", [
+    "child.eval_batch_size=null", "child.train_subset=null", "child.limit_val_batches=0.5",
+    "child.limit_val_batches=3", "child.limit_val_batches=null", "search.num_threads=none",
+    "search.num_threads=2", "child.gradient_clip_val=null", "child.optimizer.lr=1",
+])
+def test_values_in_range_pass(override, tmp_path):
+    check_search_config(compose_config("search", [f"run_dir={tmp_path}", "logger=csv", override]))
+
+
 def test_gpu_trainer_on_a_machine_without_cuda_is_refused(tmp_path, monkeypatch):
     import torch
 

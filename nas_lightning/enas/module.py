@@ -141,6 +141,7 @@ class EnasModule(pl.LightningModule):
         self.log_every_n_steps = log_every_n_steps
         self.val_generator = torch.Generator().manual_seed(int(seed))
         self.controller_step = 0  # controller steps done, over the whole search
+        self.scoring_data: Any = None  # set by use_data(); else the Trainer's datamodule
         if channels_last:
             self.supernet = self.supernet.to(memory_format=torch.channels_last)
 
@@ -190,12 +191,21 @@ class EnasModule(pl.LightningModule):
         records = self.train_controller(self.controller_steps)
         self.hooks.epoch_end(self.current_epoch, self.global_step, records)
 
+    def use_data(self, datamodule: Any) -> None:
+        """Score controller steps on ``datamodule``'s validation split outside ``fit``.
+
+        Lets benchmarks and analysis run :meth:`train_controller` on a supernet
+        that no Trainer holds; during ``fit`` the Trainer's datamodule is used.
+        """
+        self.scoring_data = datamodule
+
     def _val_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        data = self.trainer.datamodule.data["val"]
+        datamodule = self.scoring_data or self.trainer.datamodule
+        data = datamodule.data["val"]
         n = len(data)
         index = torch.randperm(n, generator=self.val_generator)[: min(size, n)]
         x, y = data[index]
-        x = self.trainer.datamodule.normalize(x.to(self.device))
+        x = datamodule.normalize(x.to(self.device))
         return x, y.to(self.device)
 
     @torch.no_grad()

@@ -164,15 +164,7 @@ def _run_enas(cfg: DictConfig, folder: RunFolder) -> EnasResult:
     strategy: Strategy = build_partial(cfg.strategy, "strategy", space=space, seed=int(cfg.seed))
     datamodule = build(cfg.dataset, "dataset")
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)  # the supernet's init
-    supernet = build_partial(
-        e.supernet,
-        "enas.supernet",
-        num_blocks=space.num_blocks,
-        ops=space.ops,
-        combines=space.combines,
-        in_channels=datamodule.in_channels,
-        num_classes=datamodule.num_classes,
-    )
+    supernet = build_supernet(cfg, space, datamodule)
     optimizer = build(e.optimizer, "enas.optimizer")
     trainer_factory = build(cfg.trainer, "trainer")
     logger: SearchLogger = build(cfg.logger, "logger") if cfg.get("logger") else SearchLogger()
@@ -302,4 +294,59 @@ def final_candidates(
             }
         )
         log.info("candidate %d/%d: val_acc=%.4f", i + 1, n, acc)
+    return out
+
+
+def build_supernet(cfg: DictConfig, space: NASNetSpace, datamodule: Any) -> Any:
+    """The (untrained) supernet that ``cfg.enas.supernet`` describes for ``space``."""
+    return build_partial(
+        cfg.enas.supernet,
+        "enas.supernet",
+        num_blocks=space.num_blocks,
+        ops=space.ops,
+        combines=space.combines,
+        in_channels=datamodule.in_channels,
+        num_classes=datamodule.num_classes,
+    )
+
+
+def load_supernet(run_dir: str | Path) -> tuple[Any, Any]:
+    """A finished (or checkpointed) ENAS run's trained supernet and its data, for analysis.
+
+    Returns ``(supernet, datamodule)``: the supernet in eval mode, channels-last
+    when the run trained so, with the weights of ``checkpoints/last.ckpt``; the
+    datamodule set up as in the run (same validation split).
+    """
+    run_dir = Path(run_dir)
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    space = build(cfg.search_space, "search_space")
+    datamodule = build(cfg.dataset, "dataset")
+    datamodule.setup("fit")
+    supernet = build_supernet(cfg, space, datamodule)
+    state = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+    prefix = "supernet."
+    supernet.load_state_dict(
+        {k[len(prefix):]: v for k, v in state["state_dict"].items() if k.startswith(prefix)}
+    )
+    if cfg.enas.get("channels_last", True):
+        supernet = supernet.to(memory_format=torch.channels_last)
+    return supernet.eval(), datamodule
+
+
+def standalone_search_config(cfg: DictConfig, run_dir: str, **child: Any) -> DictConfig:
+    """The standalone search's config for an ENAS run's space: children trained from scratch.
+
+    The ENAS preset points the dataset's batch and training subset at the
+    supernet's; a standalone child trains on ``child.train_subset`` images in
+    batches of ``child.batch_size``, as ``python search.py`` does. ``child``
+    overrides recipe keys (None values are ignored).
+    """
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    out.runner = None
+    out.run_dir = run_dir
+    out.dataset.batch_size = out.child.batch_size
+    out.dataset.train_subset = out.child.get("train_subset")
+    for key, value in child.items():
+        if value is not None:
+            out.child[key] = value
     return out

@@ -11,12 +11,22 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nas_lightning.rewards.base import ChildMetrics
-from nas_lightning.strategies.base import Proposal
+
+if TYPE_CHECKING:  # importing strategies imports torch: workers of simulated children skip it
+    from nas_lightning.strategies.base import Proposal
 
 STATUSES = ("ok", "failed", "diverged")
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """What a worker needs of a proposal: unpickling it imports no strategy (nor torch)."""
+
+    actions: tuple[int, ...]
+    genotype: Any
 
 
 @dataclass
@@ -31,9 +41,14 @@ class Trial:
     """
 
     index: int
-    proposal: Proposal
+    proposal: Proposal | Shipped
     seed: int
     attempt: int = 0
+
+    def shipped(self) -> Trial:
+        """A copy to send to a worker: only what training needs (no strategy classes)."""
+        return Trial(self.index, Shipped(tuple(self.actions), self.genotype), self.seed,
+                     self.attempt)
 
     @property
     def actions(self) -> tuple[int, ...]:

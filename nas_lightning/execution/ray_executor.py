@@ -8,6 +8,11 @@ local executor. The dataset goes into Ray's object store once and every
 worker reads it from there. Workers return plain results; the driver alone
 writes the run folder, updates the strategy and logs.
 
+A child whose Trainer runs several processes (``trainer=ddp``,
+``trainer.devices=N``) reserves N GPUs (or N x ``cpus_per_child`` CPUs) on one
+node; its worker starts the N ranks (``execution/ddp.py``) and Lightning's DDP
+trains the child across them unchanged.
+
 A child whose worker dies (process killed, node lost) is submitted again up
 to ``max_retries`` times, then recorded as failed; the search goes on.
 """
@@ -25,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 import nas_lightning
 from nas_lightning.errors import ConfigError
 from nas_lightning.execution.base import Executor, Result, Runner, Trial, one_line
+from nas_lightning.execution.ddp import RankLost
 
 log = logging.getLogger("nas_lightning.search")
 
@@ -59,25 +65,88 @@ def init_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, **k
 
 
 def _worker_run(handles: list[Any], trial: Trial) -> Result:
-    """Runs in a Ray worker: build the runner on first use, then train one child."""
+    """Runs in a Ray worker: build the runner on first use, then train one child.
+
+    Only the runner's own imports are paid: a Lightning runner imports torch
+    and Lightning once per worker, a simulated child (``runner=table``) neither.
+    """
+    import sys
+
     import ray
-    import torch
 
     from nas_lightning.execution.runner import make_runner
     from nas_lightning.utils import quiet_lightning
 
-    cfg_ref, data_ref, threads = handles
-    key = cfg_ref.hex()
+    cfg_ref, data_ref, threads, world = handles
+    # Ray may give this worker other GPUs for its next task: ranks started on the
+    # last ones must not train there, so the GPUs are part of what the runner is for.
+    key = f"{cfg_ref.hex()}:{os.environ.get('CUDA_VISIBLE_DEVICES')}"
     runner = _RUNNERS.get(key)
     if runner is None:
-        quiet_lightning()
-        torch.set_num_threads(threads)
-        cfg = OmegaConf.create(ray.get(cfg_ref))
+        container = ray.get(cfg_ref)
         datamodule = ray.get(data_ref) if data_ref is not None else None
-        runner = make_runner(cfg, datamodule=datamodule, prepare=False)
-        _RUNNERS.clear()  # one search per worker at a time: free the last one's data
+        for old in _RUNNERS.values():  # one search per worker at a time: free the last one's
+            close = getattr(old, "close", None)
+            if close is not None:
+                close()
+        _RUNNERS.clear()
+        if world > 1:  # the ranks build their runners; this worker only relays
+            from nas_lightning.execution.ddp import RankGroup
+
+            runner = RankGroup(container, datamodule, threads, world)
+        else:
+            runner = make_runner(OmegaConf.create(container), datamodule=datamodule,
+                                 prepare=False)
+            if "torch" in sys.modules:  # the runner trains with torch: its threads, its logs
+                import torch
+
+                quiet_lightning()
+                torch.set_num_threads(threads)
         _RUNNERS[key] = runner
-    return runner.run(trial)
+    try:
+        return runner.run(trial)
+    except BaseException:  # a rank group that failed closed itself: start new ranks next time
+        if world > 1:
+            _RUNNERS.pop(key, None)
+        raise
+
+
+def child_processes(trainer: Any, gpus_per_child: float = 0) -> int:
+    """How many processes one child trains in: 1, or its DDP ranks (``trainer.devices``).
+
+    A child spans one node: its ranks are started by its worker.
+    """
+    if not trainer:
+        return 1
+    nodes = trainer.get("num_nodes", 1)
+    if nodes not in (None, 1):
+        raise ConfigError("trainer.num_nodes", (
+            f"under executor=ray a child trains on one node (its ranks start in its worker), "
+            f"got {nodes!r}; give each child up to a node's GPUs with trainer.devices"))
+    devices = trainer.get("devices", 1)
+    strategy = trainer.get("strategy")
+    ddp = isinstance(strategy, str) and strategy.startswith("ddp")
+    if isinstance(devices, str) and devices.strip().isdigit():
+        devices = int(devices)
+    elif not isinstance(devices, (int, str)):  # a list of device indices
+        devices = len(devices)
+    if devices in ("auto", -1):  # Lightning: every device this process sees
+        devices = int(gpus_per_child) if gpus_per_child >= 1 else 1
+        if ddp and devices == 1 and gpus_per_child == 0:
+            raise ConfigError("trainer.devices", (
+                f"a DDP child under executor=ray needs a number of ranks, got {devices!r}; "
+                "set trainer.devices=N"))
+    if not isinstance(devices, int) or devices < 1:
+        raise ConfigError("trainer.devices", f"must be an integer >= 1, got {devices!r}")
+    return devices
+
+
+def ddp_on_gpus(trainer: Any, gpus_per_child: float, cluster_gpus: float) -> bool:
+    """Whether a DDP child's ranks take GPUs: ``gpu``/``cuda``, or ``auto`` where GPUs exist."""
+    accelerator = str(trainer.get("accelerator") or "auto")
+    if accelerator in ("gpu", "cuda"):
+        return True
+    return accelerator == "auto" and (gpus_per_child > 0 or cluster_gpus > 0)
 
 
 class RayExecutor(Executor):
@@ -128,12 +197,17 @@ class RayExecutor(Executor):
             raise ConfigError(
                 "max_retries", f"must be an integer >= 0, got {max_retries!r}"
             )
-        strategy = str((cfg.get("trainer") or {}).get("strategy") or "") if cfg is not None else ""
-        if strategy.startswith("ddp"):
-            raise ConfigError(
-                "", f"children with trainer.strategy={strategy} need executor=local: DDP "
-                "relaunches the search script for each rank, which a Ray worker cannot do",
-            )
+        trainer = {}  # a simulated runner (runner=...) ignores the Trainer config
+        if cfg is not None and cfg.get("runner") is None:
+            trainer = cfg.get("trainer") or {}
+        world = child_processes(trainer, gpus_per_child)
+        if world > 1 and gpus_per_child not in (0, world) and ddp_on_gpus(
+            trainer, gpus_per_child, 0
+        ):
+            raise ConfigError("gpus_per_child", (
+                f"a child with trainer.devices={world} under DDP takes {world} whole GPUs, "
+                f"one per rank; set executor.gpus_per_child={world} or leave it 0, "
+                f"got {gpus_per_child!r}"))
         ray = self.ray = import_ray()
         self.started = False
         if not ray.is_initialized():
@@ -142,11 +216,22 @@ class RayExecutor(Executor):
             else:
                 ray.init(address=address, runtime_env=package_env())
             self.started = True
+        total = ray.cluster_resources()
+        num_cpus_task, num_gpus_task = cpus_per_child, gpus_per_child
+        if world > 1:  # N ranks: N GPUs (all on one node) or N x cpus_per_child CPUs
+            num_cpus_task = cpus_per_child * world
+            if ddp_on_gpus(trainer, gpus_per_child, total.get("GPU", 0)):
+                num_gpus_task = world
+        if num_gpus_task and address is None and total.get("GPU", 0) < num_gpus_task:
+            self._stop()
+            raise ConfigError("gpus_per_child", (
+                f"each child needs {num_gpus_task} GPU(s) and the local Ray has "
+                f"{total.get('GPU', 0):g}; use trainer=cpu executor.gpus_per_child=0, or a "
+                "machine or cluster with GPUs"))
         if max_concurrent is None:
-            total = ray.cluster_resources()
-            fits = [int(total.get("CPU", 1) // cpus_per_child)]
-            if gpus_per_child:
-                fits.append(int(total.get("GPU", 0) // gpus_per_child))
+            fits = [int(total.get("CPU", 1) // num_cpus_task)]
+            if num_gpus_task:
+                fits.append(int(total.get("GPU", 0) // num_gpus_task))
             max_concurrent = max(1, min(fits))
         self.max_concurrent = max_concurrent
         self.max_retries = max_retries
@@ -164,14 +249,16 @@ class RayExecutor(Executor):
             ray.put(container),
             ray.put(datamodule) if datamodule is not None else None,
             int(threads),
+            world,
         ]
         self.task = ray.remote(_worker_run).options(
-            num_cpus=cpus_per_child, num_gpus=gpus_per_child, max_retries=0
+            num_cpus=num_cpus_task, num_gpus=num_gpus_task, max_retries=0
         )
         self.queue: deque[Trial] = deque()
         self.running: dict[Any, Trial] = {}
-        log.info("ray executor: %d children at once, %s CPU + %s GPU each (%s)",
-                 max_concurrent, cpus_per_child, gpus_per_child, address or "local Ray")
+        log.info("ray executor: %d children at once, %s CPU + %s GPU each%s (%s)",
+                 max_concurrent, num_cpus_task, num_gpus_task,
+                 f", {world} DDP ranks" if world > 1 else "", address or "local Ray")
 
     def submit(self, trial: Trial) -> None:
         self.queue.append(trial)
@@ -180,7 +267,7 @@ class RayExecutor(Executor):
     def _fill(self) -> None:
         while self.queue and len(self.running) < self.max_concurrent:
             trial = self.queue.popleft()
-            self.running[self.task.remote(self.handles, trial)] = trial
+            self.running[self.task.remote(self.handles, trial.shipped())] = trial
 
     @property
     def in_flight(self) -> int:
@@ -200,19 +287,32 @@ class RayExecutor(Executor):
                 try:
                     results.append(ray.get(ref))
                 except ray.exceptions.RayTaskError as err:  # raised by our code in the worker
-                    results.append(Result.failure(trial, one_line(getattr(err, "cause", err))))
-                except ray.exceptions.RayError as err:  # the worker or its node went away
-                    if trial.attempt < self.max_retries:
-                        log.warning("child %d: worker lost (%s); trying again (%d of %d)",
-                                    trial.index, type(err).__name__, trial.attempt + 1,
-                                    self.max_retries)
-                        trial.attempt += 1
-                        self.queue.appendleft(trial)
+                    cause = getattr(err, "cause", err)
+                    if isinstance(cause, RankLost):  # a DDP rank died: as if the worker had
+                        self._retry_or_fail(trial, cause, results)
                     else:
-                        results.append(Result.failure(
-                            trial, f"worker lost {trial.attempt + 1} times: {one_line(err)}"
-                        ))
+                        results.append(Result.failure(trial, one_line(cause)))
+                except ray.exceptions.RayError as err:  # the worker or its node went away
+                    self._retry_or_fail(trial, err, results)
         return results
+
+    def _retry_or_fail(self, trial: Trial, err: BaseException, results: list[Result]) -> None:
+        """A child that lost its worker (or a DDP rank): queue it again, or record it failed."""
+        if trial.attempt < self.max_retries:
+            log.warning("child %d: worker lost (%s); trying again (%d of %d)", trial.index,
+                        type(err).__name__, trial.attempt + 1, self.max_retries)
+            trial.attempt += 1
+            self.queue.appendleft(trial)
+        else:
+            results.append(Result.failure(
+                trial, f"worker lost {trial.attempt + 1} times: {one_line(err)}"
+            ))
+
+    def _stop(self) -> None:
+        """Stop the local Ray this executor started (a config it refused)."""
+        if self.started and self.ray.is_initialized():
+            self.ray.shutdown()
+            self.started = False
 
     def shutdown(self) -> None:
         for ref in list(self.running):

@@ -247,6 +247,13 @@ def measure_latency(
 
 
 def _time_eager(net: nn.Module, x: torch.Tensor, warmup: int, repeats: int) -> list[float]:
+    # Not torch.utils.benchmark.Timer: its medians agree with this loop, but it
+    # has no fixed warm-up/repeats with one time per run (``timeit(n)`` gives
+    # one mean, ``timeit(1)`` adds two untimed runs to every timed one, and
+    # ``blocked_autorange`` averages blocks over a minimum run time), the
+    # spread, the fastest run and the per-run times are part of every record,
+    # and on CUDA its timer reads the host clock after a device-wide sync where
+    # the events below time the kernels themselves.
     times = []
     with torch.inference_mode():
         for _ in range(warmup):

@@ -49,7 +49,13 @@ def make_activation(name: str) -> nn.Module:
 
 
 class ConvBNAct(nn.Sequential):
-    """Conv (same padding), batch norm, optional activation."""
+    """Conv (same padding, no bias), batch norm, optional activation.
+
+    The layers and state-dict keys of torchvision's ``Conv2dNormActivation``
+    (tested), kept here because importing ``torchvision.ops`` loads all of
+    torchvision, which added seconds to processes that build networks without
+    Lightning (the latency command line).
+    """
 
     def __init__(
         self,

@@ -48,7 +48,9 @@ class ConvBNReLU(nn.Sequential):
     """One NAS-RL layer: ``kh x kw`` conv with "same" padding, batch norm, ReLU.
 
     Even kernel sizes get the extra padding row/column at the bottom/right, so
-    with stride 1 every kernel keeps the spatial size.
+    with stride 1 every kernel keeps the spatial size. Not torchvision's
+    ``Conv2dNormActivation``: its symmetric padding cannot do that, and the
+    leading pad layer would shift the state-dict keys of saved checkpoints.
     """
 
     def __init__(self, c_in: int, layer: NASRLLayer) -> None:

@@ -15,7 +15,11 @@ from torch import nn
 
 
 class ReLUConvBN(nn.Sequential):
-    """ReLU, one convolution, batch norm: NASNet's basic conv unit."""
+    """ReLU, one convolution, batch norm: NASNet's basic conv unit.
+
+    Pre-activation order, which torchvision's ``Conv2dNormActivation``
+    (conv, norm, activation) does not offer.
+    """
 
     def __init__(
         self,

@@ -36,7 +36,7 @@ from nas_lightning.models.profile import count_macs, count_params
 from nas_lightning.models.registry import build_model, builder_arguments, get_builder
 from nas_lightning.search.builders import build, build_partial
 from nas_lightning.search.records import _jsonable
-from nas_lightning.training.callbacks import DropPathSchedule
+from nas_lightning.training.callbacks import DropPathSchedule, TimeBudget
 from nas_lightning.training.loggers import log_final
 from nas_lightning.training.module import (
     TrainModule,
@@ -195,6 +195,7 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
     if drop_path and not hasattr(net, "set_drop_path"):
         raise ConfigError("recipe.drop_path", f"{type(net).__name__} has no drop-path; set it to 0")
     optimizer = build(recipe.optimizer, "recipe.optimizer")
+    budget = None if eval_only else _time_budget(recipe)
     try:
         module = TrainModule(
             net,
@@ -202,8 +203,9 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
             architecture=arch,
             recipe=OmegaConf.to_container(recipe, resolve=True),
             optimizer=optimizer,
-            scheduler=str(recipe.scheduler),
-            warmup_steps=int(recipe.warmup_steps),
+            # a time budget owns the learning rate (warm-up and schedule)
+            scheduler="none" if budget else str(recipe.scheduler),
+            warmup_steps=0 if budget else int(recipe.warmup_steps),
             label_smoothing=float(recipe.label_smoothing),
             channels_last=bool(recipe.channels_last),
             aux_weight=float(recipe.aux_weight),
@@ -223,8 +225,12 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
         save_on_train_epoch_end=True,
     )
     trainer_callbacks: list[Callback] = [] if eval_only else [checkpoint]
+    if budget is not None:
+        trainer_callbacks.append(budget)
     if drop_path:
-        trainer_callbacks.append(DropPathSchedule(drop_path))
+        trainer_callbacks.append(
+            DropPathSchedule(drop_path, budget.progress if budget is not None else None)
+        )
     logger = (
         build_partial(cfg.train_logger, "train_logger", save_dir=str(run_dir))
         if cfg.get("train_logger")
@@ -260,6 +266,11 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
     saved = {"best": checkpoint.best_model_path or None, "last": checkpoint.last_model_path or None}
     best_val = _float(checkpoint.best_model_score)
     epochs, steps = trainer.current_epoch, trainer.global_step
+    spent = None if budget is None else {
+        "minutes": float(recipe.minutes),
+        "spent_seconds": round(budget.elapsed(), 2),
+        "stopped_by_budget": budget.stopped,
+    }
     test_ckpt = ckpt_path if eval_only else saved["best"]
     t0 = time.perf_counter()
     results = trainer.test(
@@ -287,6 +298,7 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
         "epochs": epochs,
         "global_step": steps,
         "resumed_from": None if eval_only else ckpt_path,
+        "time_budget": spent,
         "checkpoints": saved,
         "seed": seed,
         "recipe": OmegaConf.to_container(recipe, resolve=True),
@@ -316,6 +328,20 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
         log_final(logger, summary, files)
         _report(summary)
     return summary
+
+
+def _time_budget(recipe: DictConfig) -> TimeBudget | None:
+    """The recipe's wall-clock budget of the fit (``recipe.minutes``), or None."""
+    minutes = recipe.get("minutes")
+    if minutes is None:
+        return None
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not minutes > 0:
+        raise ConfigError("recipe.minutes", f"must be a number > 0 or null, got {minutes!r}")
+    return TimeBudget(
+        60.0 * float(minutes),
+        warmup_steps=int(recipe.warmup_steps),
+        cosine=str(recipe.scheduler) == "cosine",
+    )
 
 
 def _resume_sampler_epoch(datamodule: Any, ckpt_path: str) -> None:

@@ -119,6 +119,7 @@ class TrainRecipe(Recipe):
     aux_weight: number(0.0) = None
     cutout: number(0.0) = None
     drop_path: number(0.0, 1.0, high_open=True) = None
+    minutes: number(0.0, low_open=True, optional=True) = None
 
 
 class SearchKeys(_Section):

@@ -260,12 +260,9 @@ def test_gpu_smoke_script_stops_at_once_without_a_gpu():
 
 
 def test_throughput_steady_state_starts_after_every_workers_first_child():
-    import sys
+    from conftest import load_benchmark
 
-    from conftest import ROOT
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from engine_throughput import steady_rate
+    steady_rate = load_benchmark("engine_throughput").steady_rate
 
     # two workers: a's first child at 10 s, b's at 14 s; then one child every 2 s
     stamped = [(10.0, {"worker": "a"}), (14.0, {"worker": "b"}), (16.0, {"worker": "a"}),

@@ -95,6 +95,15 @@ class Strategy(ABC):
             return False
         return len(self.proposed) < math.prod(self.space.sizes[: self.space.num_active])
 
+    def _sample_unproposed(self) -> Actions:
+        """A uniform draw from the space, drawn again (up to ``dedup_tries`` times) if a repeat."""
+        actions = self.space.sample(self.rng)
+        for _ in range(self.dedup_tries):
+            if not self._is_repeat(actions):
+                break
+            actions = self.space.sample(self.rng)
+        return actions
+
     def _remember(self, proposal: Proposal) -> Proposal:
         """Note a proposal as made (when the rule is on), so later draws avoid it."""
         if self.dedup_tries > 0:

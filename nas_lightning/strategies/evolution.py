@@ -112,7 +112,7 @@ class RegularizedEvolution(Strategy):
         proposals = []
         for i in range(n):
             if self.num_proposed + i < self.population_size or not self.population:
-                proposal = self._make(self._random_draw())
+                proposal = self._make(self._sample_unproposed())
                 proposal.info["origin"] = "random"
             else:
                 parent, actions, changed = self._select_and_mutate()
@@ -122,14 +122,6 @@ class RegularizedEvolution(Strategy):
                 )
             proposals.append(self._remember(proposal))
         return proposals
-
-    def _random_draw(self) -> Actions:
-        actions = self.space.sample(self.rng)
-        for _ in range(self.dedup_tries):
-            if not self._is_repeat(actions):
-                break
-            actions = self.space.sample(self.rng)
-        return actions
 
     def _select_and_mutate(self) -> tuple[dict[str, Any], Actions, int]:
         """A tournament winner and one mutation of it (unproposed, when avoiding repeats)."""

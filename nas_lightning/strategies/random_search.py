@@ -32,12 +32,4 @@ class RandomSearch(Strategy):
         self._avoid_repeats(dedup_tries)
 
     def _propose(self, n: int) -> list[Proposal]:
-        return [self._remember(self._make(self._draw())) for _ in range(n)]
-
-    def _draw(self) -> tuple[int, ...]:
-        actions = self.space.sample(self.rng)
-        for _ in range(self.dedup_tries):
-            if not self._is_repeat(actions):
-                break
-            actions = self.space.sample(self.rng)
-        return actions
+        return [self._remember(self._make(self._sample_unproposed())) for _ in range(n)]

@@ -331,12 +331,10 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
 
 
 def _time_budget(recipe: DictConfig) -> TimeBudget | None:
-    """The recipe's wall-clock budget of the fit (``recipe.minutes``), or None."""
+    """The recipe's wall-clock budget of the fit (``recipe.minutes``, checked), or None."""
     minutes = recipe.get("minutes")
     if minutes is None:
         return None
-    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not minutes > 0:
-        raise ConfigError("recipe.minutes", f"must be a number > 0 or null, got {minutes!r}")
     return TimeBudget(
         60.0 * float(minutes),
         warmup_steps=int(recipe.warmup_steps),

@@ -294,7 +294,7 @@ def test_ctrl_c_stops_the_workers_and_the_run_resumes(cluster, tmp_path):
     proc = _driver(["runner.seconds=10", "search.num_children=3"], run, cluster)
     assert _wait_for(lambda: len(worker_pids()) == 2, 120)
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
+    assert proc.wait(timeout=60) == 130, proc.stderr.read()[-2000:]
     assert _wait_for(lambda: worker_pids() == [], 30)  # the children stopped with the driver
     assert read_children(run) == []
     assert (run / "strategy.pt").exists()  # the proposals in flight were saved

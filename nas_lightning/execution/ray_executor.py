@@ -31,8 +31,11 @@ import nas_lightning
 from nas_lightning.errors import ConfigError
 from nas_lightning.execution.base import Executor, Result, Runner, Trial, one_line
 from nas_lightning.execution.ddp import RankLost
+from nas_lightning.search.signals import critical
 
 log = logging.getLogger("nas_lightning.search")
+
+WAIT_SLICE = 0.5  # seconds: how soon a signal held during a wait for children is raised
 
 _RUNNERS: dict[str, Runner] = {}  # per worker process: built once per search config
 
@@ -280,12 +283,20 @@ class RayExecutor(Executor):
             self._fill()
             if not self.running:
                 return results
-            ready, _ = ray.wait(list(self.running), num_returns=1)
-            more, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=0)
-            for ref in dict.fromkeys([*ready, *more]):
+            # Ray's blocking calls run Python signal handlers inside C code and turn the
+            # exception ours raises into a SystemError once the call returns: Ctrl-C and
+            # SIGTERM are held while Ray has control and raised between short waits.
+            with critical():
+                ready, _ = ray.wait(list(self.running), num_returns=1, timeout=WAIT_SLICE)
+                if ready:
+                    more, _ = ray.wait(list(self.running), num_returns=len(self.running),
+                                       timeout=0)
+                    ready = list(dict.fromkeys([*ready, *more]))
+            for ref in ready:
                 trial = self.running.pop(ref)
                 try:
-                    results.append(ray.get(ref))
+                    with critical():
+                        results.append(ray.get(ref))
                 except ray.exceptions.RayTaskError as err:  # raised by our code in the worker
                     cause = getattr(err, "cause", err)
                     if isinstance(cause, RankLost):  # a DDP rank died: as if the worker had

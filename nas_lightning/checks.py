@@ -120,6 +120,7 @@ class TrainRecipe(Recipe):
     cutout: number(0.0) = None
     drop_path: number(0.0, 1.0, high_open=True) = None
     minutes: number(0.0, low_open=True, optional=True) = None
+    test_flip: bool = None
 
 
 class SearchKeys(_Section):
@@ -131,6 +132,10 @@ class SearchKeys(_Section):
         Field(description="an integer >= 1, auto or null"),
     ] = None
     failed_reward: number(optional=True) = None
+    repeats: Annotated[
+        Literal["train", "reuse"], Field(description="train or reuse")
+    ] = None
+    reuse_limit: integer(0) = None
 
 
 class TrainerKeys(_Section):

@@ -49,6 +49,8 @@ class ChildModule(pl.LightningModule):
         bn_recalibration_batches: before each validation during fit,
             recompute BatchNorm statistics on this many training batches
             (0: off); see :meth:`recalibrate_batchnorm`.
+        test_flip: also score the test set with horizontal-flip test-time
+            augmentation (``test/acc_flip``, beside the plain ``test/acc``).
         aux_weight: weight of the auxiliary head's loss when the network
             returns ``(logits, aux_logits)`` in training (NASNet: 0.4); 0
             ignores the auxiliary logits.
@@ -65,6 +67,7 @@ class ChildModule(pl.LightningModule):
         channels_last: bool = True,
         aux_weight: float = 0.0,
         bn_recalibration_batches: int = 0,
+        test_flip: bool = False,
     ) -> None:
         super().__init__()
         if scheduler not in ("cosine", "none"):
@@ -92,6 +95,8 @@ class ChildModule(pl.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_flip = bool(test_flip)
+        self.test_acc_flip = MulticlassAccuracy(num_classes, average="micro")
         self.val_curve: list[float] = []
         self.train_loss_last = math.nan
         self._loss_sum, self._loss_count = torch.zeros(()), 0
@@ -188,8 +193,19 @@ class ChildModule(pl.LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        self.test_acc.update(self._logits(self(x)), y)
+        logits = self._logits(self(x))
+        self.test_acc.update(logits, y)
         self.log("test/acc", self.test_acc, on_step=False, on_epoch=True, batch_size=len(y))
+        if self.test_flip:
+            # Test-time augmentation in the same pass over the test set: the
+            # mean of the softmaxes of the image and its mirror image.
+            flipped = self._logits(self(torch.flip(x, dims=[-1])))
+            probs = (logits.softmax(-1) + flipped.softmax(-1)) / 2
+            self.test_acc_flip.update(probs, y)
+            self.log(
+                "test/acc_flip", self.test_acc_flip, on_step=False, on_epoch=True,
+                batch_size=len(y),
+            )
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())

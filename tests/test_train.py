@@ -340,3 +340,34 @@ def test_every_named_genotype_builds_through_its_kinds_model_config(tmp_path, na
     assert arch["model"] == {k: v for k, v in cfg.model.items() if k != "kind"}
     with torch.no_grad():
         assert net.eval()(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_flip_test_time_augmentation_averages_the_mirror_images_softmax(tmp_path) -> None:
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from nas_lightning.child import ChildModule
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5))
+    x, y = torch.randn(64, 3, 4, 4), torch.randint(0, 5, (64,))
+    module = ChildModule(net, 5, channels_last=False, test_flip=True)
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                         default_root_dir=tmp_path, accelerator="cpu")
+    [result] = trainer.test(module, DataLoader(TensorDataset(x, y), batch_size=16), verbose=False)
+    with torch.no_grad():
+        plain = net(x)
+        mean = (plain.softmax(-1) + net(torch.flip(x, dims=[-1])).softmax(-1)) / 2
+    assert result["test/acc"] == pytest.approx(float((plain.argmax(-1) == y).float().mean()))
+    assert result["test/acc_flip"] == pytest.approx(float((mean.argmax(-1) == y).float().mean()))
+    assert result["test/acc_flip"] != result["test/acc"]  # the mirror images count
+
+
+def test_eval_only_reports_the_flip_accuracy_beside_the_plain_one(searched, tmp_path) -> None:
+    run, summary = searched
+    assert summary["test_acc_flip"] is None  # off by default
+    cfg = make_cfg(tmp_path, "eval_only=true", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
+                   "export.onnx=false", "recipe.test_flip=true")
+    card = run_train(cfg)
+    assert card["test_acc"] == pytest.approx(summary["test_acc"], abs=1e-6)
+    assert 0.0 <= card["test_acc_flip"] <= 1.0

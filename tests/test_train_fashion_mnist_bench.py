@@ -48,4 +48,12 @@ def test_markdown_keeps_an_older_table_and_starts_a_new_one(tmp_path) -> None:
     text = md.read_text()
     assert text.startswith("| date | test acc | wall |\n") and "| old | 0.9 | 1 |" in text
     assert text.count("validation accuracy per epoch") == 1
-    assert text.count("| d | 0.9310 | 55.0 min | 14 | 0.850 0.930 |") == 2
+    assert text.count("| d | 0.9310 | - | 55.0 min | 14 | 0.850 0.930 |") == 2
+    bench._append_markdown(md, {**result, "test_acc_flip": 0.9345})
+    assert "| d | 0.9310 | 0.9345 | 55.0 min |" in md.read_text()
+
+
+def test_the_target_is_judged_on_the_recipes_prediction_rule() -> None:
+    assert bench.headline({"test_acc": 0.92, "test_acc_flip": 0.931}) == 0.931
+    assert bench.headline({"test_acc": 0.92, "test_acc_flip": None}) == 0.92
+    assert bench.parse_args([]).minutes <= 60

@@ -208,6 +208,7 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
             warmup_steps=0 if budget else int(recipe.warmup_steps),
             label_smoothing=float(recipe.label_smoothing),
             channels_last=bool(recipe.channels_last),
+            test_flip=bool(recipe.get("test_flip", False)),
             aux_weight=float(recipe.aux_weight),
             seed=seed,
         )
@@ -292,6 +293,9 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
             **_split_sizes(datamodule),
         },
         "test_acc": float(results[0]["test/acc"]) if results else None,
+        "test_acc_flip": (
+            float(results[0]["test/acc_flip"]) if results and "test/acc_flip" in results[0] else None
+        ),
         "tested_checkpoint": test_ckpt,
         "best_val_acc": best_val,
         "val_curve": list(module.val_curve),

@@ -6,11 +6,14 @@ child at a time: ``ask()`` then ``tell()``) on each problem and seed. For each
 budget (25/50/100/200 children) the report gives the mean best reward found
 and its difference to random search's with a 95% bootstrap interval. Presets
 sized to the budget (evolution, nsga2) are built for each budget; the others
-run once for the largest budget. Every query counts, repeats included (no
-cache), as in a loop that trains every proposal; the default presets of
-random search, evolution, TPE and NSGA-II avoid repeats themselves
-(``dedup_tries``), and ``random_with_replacement`` shows what random search
-does without that rule.
+run once for the largest budget. Children are counted as ``search.py``
+counts them (``search.repeats``, :mod:`nas_lightning.execution.repeats`): by
+default a proposal of an architecture already trained is told its recorded
+reward and is not a child (``--repeats train``: every query counts). The
+papers' presets and ``random_with_replacement`` train every repeat, as their
+experiments do; the default presets of random search, evolution, TPE and
+NSGA-II also avoid proposing repeats themselves (``dedup_tries``), and
+``random_with_replacement`` shows what random search does without either rule.
 
 Problems:
 
@@ -47,6 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas_lightning.execution.repeats import Repeats
 from nas_lightning.presets import make_strategy
 from nas_lightning.spaces import ListSpace, SearchSpace
 from nas_lightning.strategies import Strategy
@@ -105,6 +109,14 @@ PRESETS: dict[str, tuple[str, Factory, bool]] = {
         False,
     ),
 }
+
+
+# Run with every repeat trained as a child (``search.repeats=train``): the
+# papers' presets (their experiments set it) and the with-replacement baseline,
+# whose point is what training repeats costs. The others run as ``search.py``'s
+# default, ``search.repeats=reuse`` (``--repeats`` changes it).
+TRAIN_REPEATS = {"random_with_replacement", "evolution_amoebanet", "reinforce_nas_rl",
+                 "ppo_nasnet"}
 
 
 class Problem:
@@ -192,18 +204,31 @@ class Table(Problem):
         return float(self.rows[tuple(actions)]["val_acc"])
 
 
-def run(factory: Factory, problem: Problem, seed: int, budget: int) -> dict[str, Any]:
-    """One sequential search (the loop's way: ask, then tell); best reward after each query."""
+def run(factory: Factory, problem: Problem, seed: int, budget: int,
+        repeats: str = "reuse", reuse_limit: int = 20) -> dict[str, Any]:
+    """One sequential search (the loop's way: ask, then tell); best reward after each child.
+
+    ``repeats`` is the search's ``search.repeats`` rule (the same
+    :class:`~nas_lightning.execution.repeats.Repeats` the engine uses): with
+    ``reuse`` a proposal of an architecture already queried is told its
+    reward and does not count as a child; with ``train`` every query counts.
+    """
     strategy = factory(problem.space, seed, budget)
+    rule: Repeats[float] = Repeats(repeats, reuse_limit)
     best, curve, seen = -math.inf, [], set()
-    for _ in range(budget):
+    while len(curve) < budget:
         proposal = strategy.ask()
+        known = rule.reuse(proposal.actions)
+        if known is not None:
+            strategy.tell(proposal, known)
+            continue
         reward = problem.reward(proposal.actions)
         strategy.tell(proposal, reward)
+        rule.add(proposal.actions, reward)
         best = max(best, reward)
         curve.append(best)
         seen.add(proposal.actions)
-    return {"curve": curve, "distinct": len(seen)}
+    return {"curve": curve, "distinct": len(seen), "reused": rule.reused}
 
 
 def bootstrap_difference(
@@ -256,7 +281,10 @@ def report(results: dict[str, Any]) -> str:
         f"Command: `{results['command']}`",
         "",
         f"{results['seeds']} seeds per strategy, problem and budget; one child at a time "
-        "(ask, tell); every query counts, repeats included. Budget-dependent presets "
+        f"(ask, tell); search.repeats={results.get('repeats', 'train')} for the default "
+        f"presets (train for {', '.join(sorted(TRAIN_REPEATS))}): with reuse a proposal "
+        "of an architecture already trained is told its reward and is not a child, with "
+        "train every query counts. Budget-dependent presets "
         "(evolution, nsga2) are built for each budget; the others run once for the largest "
         "budget and are read at each (they do not depend on it).",
         "",
@@ -277,16 +305,19 @@ def report(results: dict[str, Any]) -> str:
                 "",
                 *_table(problem, budgets, "random_with_replacement"),
             ]
-        lines += ["", "| strategy | settings | distinct archs at the largest budget |"]
-        lines.append("|---|---|---|")
+        lines += ["", "| strategy | settings | distinct archs at the largest budget "
+                  "| reused proposals |"]
+        lines.append("|---|---|---|---|")
         for name in problem["strategies"]:
             st = problem["stats"][name]
-            lines.append(f"| {name} | {PRESETS[name][0]} | {st['distinct']:.1f} |")
+            lines.append(f"| {name} | {PRESETS[name][0]} | {st['distinct']:.1f} "
+                         f"| {st.get('reused', 0):.1f} |")
         lines.append("")
     return "\n".join(lines)
 
 
-def evaluate(problem: Problem, names: Sequence[str], seeds: int, budgets: Sequence[int]) -> dict:
+def evaluate(problem: Problem, names: Sequence[str], seeds: int, budgets: Sequence[int],
+             repeats: str = "reuse") -> dict:
     """Every strategy on one problem: best reward per budget and seed."""
     best: dict[str, dict[str, list[float]]] = {str(b): {} for b in budgets}
     stats = {}
@@ -296,11 +327,13 @@ def evaluate(problem: Problem, names: Sequence[str], seeds: int, budgets: Sequen
         start = time.process_time()
         runs = {}
         for b in budgets if by_budget else [top]:
-            runs[b] = [run(factory, problem, s, b) for s in range(seeds)]
+            rule = "train" if name in TRAIN_REPEATS else repeats
+            runs[b] = [run(factory, problem, s, b, rule) for s in range(seeds)]
         for b in budgets:
             rs = runs[b] if by_budget else runs[top]
             best[str(b)][name] = [r["curve"][b - 1] for r in rs]
-        stats[name] = {"distinct": statistics.mean(r["distinct"] for r in runs[top])}
+        stats[name] = {"distinct": statistics.mean(r["distinct"] for r in runs[top]),
+                       "reused": statistics.mean(r["reused"] for r in runs[top])}
         print(
             f"{problem.name} {name}: {time.process_time() - start:.1f} CPU s",
             file=sys.stderr,
@@ -362,6 +395,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--strategies", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     parser.add_argument("--seeds", type=int, default=30)
+    parser.add_argument("--repeats", choices=["reuse", "train"], default="reuse",
+                        help="search.repeats of the default presets (see TRAIN_REPEATS)")
     parser.add_argument("--budgets", type=int, nargs="+", default=[25, 50, 100, 200])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/strategy_efficiency"))
     parser.add_argument(
@@ -393,7 +428,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "machine": f"{platform.machine()}, torch {torch.__version__}, 1 thread",
         "seeds": args.seeds,
         "budgets": args.budgets,
-        "problems": [evaluate(p, args.strategies, args.seeds, args.budgets) for p in problems],
+        "repeats": args.repeats,
+        "problems": [evaluate(p, args.strategies, args.seeds, args.budgets, args.repeats)
+                     for p in problems],
     }
     suffix = "_".join(p.name for p in problems)
     if args.strategies != list(PRESETS):

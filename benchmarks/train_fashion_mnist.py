@@ -285,7 +285,8 @@ def main(argv: list[str] | None = None) -> None:
         json.dumps(
             {
                 k: result[k]
-                for k in ("headline_test_acc", "test_acc", "test_acc_flip", "wall_seconds", "epochs", "params", "macs", "met_target")
+                for k in ("headline_test_acc", "test_acc", "test_acc_flip", "wall_seconds",
+                           "epochs", "params", "macs", "met_target")
             }
         )
     )

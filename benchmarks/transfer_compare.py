@@ -127,6 +127,7 @@ def train_one(args: argparse.Namespace, name: str, genotype: str, seed: int,
     record.update(
         status="ok",
         test_acc=card["test_acc"],
+        test_acc_flip=card.get("test_acc_flip"),
         best_val_acc=card["best_val_acc"],
         val_curve=card["val_curve"],
         epochs=card["epochs"],

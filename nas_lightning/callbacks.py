@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nas_lightning.execution.base import Result, Trial
-from nas_lightning.strategies.base import Strategy
+from nas_lightning.strategies.base import Proposal, Strategy
 
 log = logging.getLogger("nas_lightning.search")
 
@@ -49,6 +49,10 @@ class SearchCallback:
 
     def on_children_end(self, children: Sequence[FinishedChild]) -> None:
         """Children recorded together (one in async mode, a batch in batch mode)."""
+
+    def on_repeat(self, proposal: Proposal, child: FinishedChild, count: int) -> None:
+        """A proposal of ``child``'s architecture, answered with its record
+        (``search.repeats=reuse``): nothing trained; ``count`` such so far."""
 
     def on_search_end(self, records: list[dict[str, Any]]) -> None:
         """Once at the end (also after an error)."""
@@ -109,3 +113,16 @@ class ControllerCallback(SearchCallback):
         if self.logger is not None:
             for c in children:
                 self.logger.log_child(c.record, c.stats)
+
+    def on_repeat(self, proposal: Proposal, child: FinishedChild, count: int) -> None:
+        """Tell a repeated proposal the recorded child's reward; log it as ``repeat/*``."""
+        again = FinishedChild(Trial(child.trial.index, proposal, seed=0), child.result,
+                              child.reward, child.record)
+        value = self.reward_to_tell(again)
+        stats = self.strategy.tell(proposal, value) if value is not None else {}
+        if self.logger is not None:
+            row = {"repeat/count": count, "repeat/of_child": child.record["index"],
+                   "repeat/reward": child.reward}
+            row.update({f"repeat/{k}": v for k, v in stats.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            self.logger.log_metrics(row, "repeat/count")

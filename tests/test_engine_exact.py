@@ -2,8 +2,17 @@
 children recorded in ``tests/data/engine_golden.json`` (taken from the search
 loop as it was before the executors existed).
 
+Floating-point results of a child's training depend on the CPU's kernels
+(instruction sets, oneDNN/MKL dispatch), so an exact record holds for one
+kind of CPU. ``tests/data/engine_golden_cpus.json`` holds the same searches
+recorded on other kinds of CPU, keyed by :func:`cpu_fingerprint`, each
+written by an engine that reproduced ``engine_golden.json`` on the CPU of
+that file; a CPU found there is compared with its own record, any other
+with the original.
+
 Regenerate (only when a change of results is intended and explained):
-``python tests/test_engine_exact.py --write``.
+``python tests/test_engine_exact.py --write``; record the current CPU's
+children: ``python tests/test_engine_exact.py --write-cpu``.
 """
 
 from __future__ import annotations
@@ -20,6 +29,39 @@ from conftest import TINY, compose_config  # noqa: E402
 from nas_lightning.search.loop import run_search  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "engine_golden.json"
+GOLDEN_CPUS = GOLDEN.with_name("engine_golden_cpus.json")
+
+
+def cpu_fingerprint() -> str:
+    """The CPU's vendor, family, model, stepping and SIMD flags, with torch's dispatch level."""
+    import hashlib
+    import platform
+
+    import torch
+
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("vendor_id", "cpu family", "model", "stepping", "flags") and key not in info:
+                info[key] = value.strip()
+    except OSError:
+        pass
+    simd = sorted(f for f in info.get("flags", "").split()
+                  if f.startswith(("avx", "amx", "fma", "sse", "f16c")))
+    text = " ".join([platform.machine(), info.get("vendor_id", ""), info.get("cpu family", ""),
+                     info.get("model", ""), info.get("stepping", ""), *simd,
+                     torch.backends.cpu.get_cpu_capability()])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def golden_for_this_cpu() -> dict:
+    if GOLDEN_CPUS.is_file():
+        hosts = json.loads(GOLDEN_CPUS.read_text())
+        if cpu_fingerprint() in hosts:
+            return hosts[cpu_fingerprint()]["cases"]
+    return json.loads(GOLDEN.read_text())
 KEYS = ("index", "actions", "genotype", "status", "reward", "val_acc")
 
 # Three small seeded searches, 4 children each, one thread.
@@ -38,7 +80,9 @@ CASES: dict[str, list[str]] = {
         "seed=13",
     ],
 }
-COMMON = [*TINY, "controller=lstm", "search.num_children=4", "search.num_threads=1"]
+# The original loop trained every proposal, repeats too.
+COMMON = [*TINY, "controller=lstm", "search.num_children=4", "search.num_threads=1",
+          "search.repeats=train"]
 
 
 def _run(name: str, run_dir: Path, extra: list[str] = ()) -> list[dict]:
@@ -64,8 +108,7 @@ def _compare(got: list[dict], want: list[dict]) -> None:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_local_executor_reproduces_the_golden_children(name, tmp_path):
-    golden = json.loads(GOLDEN.read_text())
-    _compare(_run(name, tmp_path / name), golden[name])
+    _compare(_run(name, tmp_path / name), golden_for_this_cpu()[name])
 
 
 def _write() -> None:
@@ -80,10 +123,24 @@ def _write() -> None:
     print(f"wrote {GOLDEN}")
 
 
+def _write_cpu(note: str) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = {name: _run(name, Path(tmp) / name) for name in CASES}
+    hosts = json.loads(GOLDEN_CPUS.read_text()) if GOLDEN_CPUS.is_file() else {}
+    hosts[cpu_fingerprint()] = {"note": note, "cases": cases}
+    GOLDEN_CPUS.write_text(json.dumps(hosts, indent=1) + "\n")
+    print(f"wrote {GOLDEN_CPUS} [{cpu_fingerprint()}]")
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python tests/test_engine_exact.py --write")
     import os
 
     os.environ.setdefault("WANDB_MODE", "offline")
-    _write()
+    if sys.argv[1:] == ["--write"]:
+        _write()
+    elif sys.argv[1:2] == ["--write-cpu"] and len(sys.argv) == 3:
+        _write_cpu(sys.argv[2])
+    else:
+        sys.exit('usage: python tests/test_engine_exact.py --write | --write-cpu "<note>"')

@@ -11,6 +11,10 @@ tells the strategy. Two ways to learn from parallel children:
 * ``batch``: ask ``batch_size`` children, wait for all, tell them together
   (NAS-RL's m children per controller replica, NASNet's PPO batches).
 
+Repeats (``search.repeats=reuse``, ``execution/repeats.py``): a proposal of
+an architecture already recorded ``ok`` is told that child's reward through
+the callbacks' ``on_repeat``; nothing trains and no child is counted.
+
 Resume: the strategy's state is saved after every ask and every tell, with
 the trials asked but not yet told. A resumed search tells those already
 recorded, trains the others again (they were in flight) and never trains a
@@ -27,7 +31,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from nas_lightning.callbacks import FinishedChild, SearchCallback
-from nas_lightning.execution.base import Executor, Result, Trial
+from nas_lightning.execution.base import Executor, Result, Shipped, Trial
+from nas_lightning.execution.repeats import Repeats
 from nas_lightning.genotypes.base import genotype_from_dict, genotype_to_dict
 from nas_lightning.search.records import RunRecorder
 from nas_lightning.spaces.base import SearchSpace
@@ -50,6 +55,8 @@ class Engine:
         mode: ``async`` or ``batch``; ``batch_size`` children per batch.
         replay: ``(records) -> None`` for run folders saved without trials
             in flight (the older format): replays asks and tells.
+        repeats: ``train`` or ``reuse`` (see the module's docstring).
+        reuse_limit: reused proposals in a row before a repeat trains.
     """
 
     def __init__(
@@ -65,6 +72,8 @@ class Engine:
         mode: str = "async",
         batch_size: int = 1,
         replay: Callable[[list[dict[str, Any]]], None] | None = None,
+        repeats: str = "train",
+        reuse_limit: int = 20,
     ) -> None:
         self.cfg = cfg
         self.strategy, self.space, self.executor = strategy, space, executor
@@ -79,6 +88,7 @@ class Engine:
         self.done: dict[int, FinishedChild] = {}  # recorded, waiting to be told
         self.resubmit: list[Trial] = []
         self.next_index = 0
+        self.repeats: Repeats[FinishedChild] = Repeats(repeats, reuse_limit)
 
     # -- resume -----------------------------------------------------------------
     def restore(self, records: list[dict[str, Any]], state: dict[str, Any] | None) -> None:
@@ -91,6 +101,8 @@ class Engine:
         """
         self.records = records
         self.next_index = len(records)
+        for r in records:
+            self._remember(r)
         if not records:
             if self.cfg.get("resume"):
                 log.info("resuming %s: no children recorded yet, starting afresh", self.run_dir)
@@ -104,6 +116,7 @@ class Engine:
                 self.replay(records)
         else:
             self.next_index = int(engine["next_index"])
+            self.repeats.load_state_dict(engine)
             trials = {t["index"]: trial_from_state(t) for t in engine["pending"]}
             self.pending.update(sorted(trials.items()))
             for r in records:  # recorded but not told before the crash, in record order
@@ -142,7 +155,8 @@ class Engine:
             n = self.executor.free_slots()
         n = min(n, self.num_children - self.next_index)
         asked = []
-        for _ in range(max(0, n)):
+        reused = self.repeats.reused
+        while len(asked) < n:
             if not self.strategy.can_ask(len(self.pending)):
                 break
             if self.strategy.finished:
@@ -151,14 +165,32 @@ class Engine:
                 break
             self.space.set_progress(self.next_index)
             proposal = self.strategy.ask()
+            known = self.repeats.reuse(proposal.actions)
+            if known is not None:  # told its recorded reward: no child, ask again
+                for callback in self.callbacks:
+                    callback.on_repeat(proposal, known, self.repeats.reused)
+                continue
             trial = Trial(self.next_index, proposal, seed=self.seed + self.next_index)
             self.pending[trial.index] = trial
             self.next_index += 1
             asked.append(trial)
-        if asked:
+        if asked or self.repeats.reused != reused:
             self.save_state()  # before training: a crash now loses no proposal
             for trial in asked:
                 self.executor.submit(trial)
+
+    def _remember(self, record: dict[str, Any], result: Result | None = None) -> None:
+        """Keep an ok child for later repeats (its record, and its result when at hand)."""
+        if self.repeats.mode != "reuse" or record["status"] != "ok":
+            return
+        key = tuple(record["actions"])
+        if result is None:  # from the run folder: the metrics the reward saw
+            extra = {k: v for k, v in (record.get("extra") or {}).items() if k != "timing"}
+            result = Result(index=record["index"], val_acc=record["val_acc"],
+                            val_curve=list(record.get("val_curve") or []),
+                            params=record.get("params"), extra=extra)
+        trial = Trial(record["index"], Shipped(key, record.get("genotype")), seed=0)
+        self.repeats.add(key, FinishedChild(trial, result, record["reward"], record))
 
     def _finish(self, result: Result) -> None:
         trial = self.pending[result.index]
@@ -168,6 +200,7 @@ class Engine:
         self.recorder.append_child(record)  # on disk before anything learns from it
         self.records.append(record)
         self.done[trial.index] = FinishedChild(trial, result, reward, record)
+        self._remember(record, result)
 
     def _tell_ready(self, force: bool = False) -> None:
         if not self.done:
@@ -192,6 +225,7 @@ class Engine:
         state = self.strategy.state_dict()
         state["engine"] = {
             "next_index": self.next_index,
+            **self.repeats.state_dict(),
             "pending": [trial_to_state(t) for t in self.pending.values()],
         }
         self.recorder.save_strategy(state)

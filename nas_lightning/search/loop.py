@@ -186,6 +186,9 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
         record_fn=_record,
         num_children=num_children, mode=mode, batch_size=batch_size,
         replay=lambda records: _replay(strategy, space, records, failed_reward),
+        # run folders written before search.repeats existed trained every repeat
+        repeats=cfg.search.get("repeats") or "train",
+        reuse_limit=cfg.search.get("reuse_limit", 20),
     )
     completed = False
     progress = SearchProgress(cfg, num_children, done=len(records), enabled=rank == 0,
@@ -213,7 +216,7 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
         if rank == 0:
             strategy.finish(run_dir)  # a strategy's own results (NetAdapt)
         summary = _finish(cfg, run_dir, engine.records, recorder, probe, logger, rank, start,
-                          folder.status(completed))
+                          folder.status(completed), engine.repeats.reused)
         for callback in engine.callbacks:
             callback.on_search_end(engine.records)
         if cfg.search.get("rank_digest"):
@@ -258,7 +261,7 @@ def _controller_digest(strategy: Strategy) -> dict[str, Any]:
 
 
 def _finish(cfg, run_dir, records, recorder, probe, logger, rank, start,
-            status: str) -> dict[str, Any]:
+            status: str, reused: int = 0) -> dict[str, Any]:
     """Write the summary, let the probe and logger close; rank 0 only."""
     ok = [r for r in records if r["status"] == "ok"]
     summary: dict[str, Any] = {
@@ -266,6 +269,7 @@ def _finish(cfg, run_dir, records, recorder, probe, logger, rank, start,
         "children": len(records),
         "ok": len(ok),
         "failed": len(records) - len(ok),
+        "reused": reused,  # repeated proposals told a recorded reward (search.repeats)
         "wall_seconds": round(time.perf_counter() - start, 2),
         "child_seconds": round(sum(r["seconds"] for r in records), 2),
         "best_index": recorder.best["index"] if recorder.best else None,

@@ -294,7 +294,8 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
         },
         "test_acc": float(results[0]["test/acc"]) if results else None,
         "test_acc_flip": (
-            float(results[0]["test/acc_flip"]) if results and "test/acc_flip" in results[0] else None
+            float(results[0]["test/acc_flip"])
+            if results and "test/acc_flip" in results[0] else None
         ),
         "tested_checkpoint": test_ckpt,
         "best_val_acc": best_val,

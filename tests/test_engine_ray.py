@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -162,9 +161,9 @@ def test_a_worker_lost_more_often_than_retries_is_recorded_failed(cluster, tmp_p
 @pytest.mark.slow
 def test_ray_lightning_children_match_the_golden_local_run(cluster, tmp_path):
     """The tiny REINFORCE search of test_engine_exact, trained in a Ray worker."""
-    from test_engine_exact import CASES, COMMON, GOLDEN, _compare
+    from test_engine_exact import CASES, COMMON, _compare, golden_for_this_cpu
 
-    golden = json.loads(GOLDEN.read_text())["reinforce"]
+    golden = golden_for_this_cpu()["reinforce"]
     result = run_search(compose_config("search", [
         f"run_dir={tmp_path}", *COMMON, *CASES["reinforce"], "executor=ray",
         "executor.max_concurrent=1",

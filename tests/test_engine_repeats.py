@@ -152,6 +152,8 @@ def test_the_rule_alone():
     assert [rule.reuse((0, 1)) for _ in range(3)] == [0.5, 0.5, None]
     assert rule.reuse((0, 1)) == 0.5  # the row restarts after a trained child
     assert Repeats("train").reuse((0, 1)) is None
+    rule.add((), 0.3)  # no actions (NetAdapt's genotype edits): never reused
+    assert rule.reuse(()) is None
     with pytest.raises(ConfigError):
         Repeats("never")
 

@@ -10,7 +10,8 @@
 * ``train``: every proposal trains as a new child, repeats too (the papers).
 
 Only children recorded ``ok`` are reused: a repeat of a failed child, or of
-one still training, trains.
+one still training, trains. Architectures are known by their action tuple;
+a proposal without actions (NetAdapt's edits of a genotype) always trains.
 """
 
 from __future__ import annotations
@@ -43,12 +44,13 @@ class Repeats(Generic[Known]):
 
     def add(self, actions: Sequence[int], known: Known) -> None:
         """A child recorded ok (the first one of an action tuple is kept)."""
-        if self.mode == "reuse":
+        if self.mode == "reuse" and len(actions):
             self.known.setdefault(tuple(actions), known)
 
     def reuse(self, actions: Sequence[int]) -> Known | None:
         """The known child to answer a proposal with, or None: train it (and count a child)."""
-        known = self.known.get(tuple(actions)) if self.in_row < self.limit else None
+        reusable = len(actions) and self.in_row < self.limit
+        known = self.known.get(tuple(actions)) if reusable else None
         if known is None:
             self.in_row = 0
             return None

@@ -326,8 +326,8 @@ def evaluate(problem: Problem, names: Sequence[str], seeds: int, budgets: Sequen
         _, factory, by_budget = PRESETS[name]
         start = time.process_time()
         runs = {}
+        rule = "train" if name in TRAIN_REPEATS else repeats
         for b in budgets if by_budget else [top]:
-            rule = "train" if name in TRAIN_REPEATS else repeats
             runs[b] = [run(factory, problem, s, b, rule) for s in range(seeds)]
         for b in budgets:
             rs = runs[b] if by_budget else runs[top]

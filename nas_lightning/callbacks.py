@@ -116,9 +116,7 @@ class ControllerCallback(SearchCallback):
 
     def on_repeat(self, proposal: Proposal, child: FinishedChild, count: int) -> None:
         """Tell a repeated proposal the recorded child's reward; log it as ``repeat/*``."""
-        again = FinishedChild(Trial(child.trial.index, proposal, seed=0), child.result,
-                              child.reward, child.record)
-        value = self.reward_to_tell(again)
+        value = self.reward_to_tell(child)
         stats = self.strategy.tell(proposal, value) if value is not None else {}
         if self.logger is not None:
             row = {"repeat/count": count, "repeat/of_child": child.record["index"],

@@ -49,6 +49,36 @@ def compose_config(name: str, overrides: list[str]):
         return compose(name, overrides=overrides)
 
 
+# The tabular benchmark's space: children are looked up, not trained.
+TABLE = [
+    "runner=table",
+    "search_space.num_blocks=1",
+    "search_space.ops=[identity,max_pool_3x3,sep_conv_3x3]",
+    "search_space.combines=[add]",
+]
+
+
+def table_cfg(run_dir, *overrides):
+    """A tiny search whose children come from the table (``TABLE``)."""
+    return compose_config("search", [f"run_dir={run_dir}", *TINY, *TABLE, *overrides])
+
+
+def interrupt_at(monkeypatch, cls: type, index: int):
+    """Make ``cls.run(trial)`` raise KeyboardInterrupt (a Ctrl-C) at trial ``index``.
+
+    Returns the original ``run``.
+    """
+    original = cls.run
+
+    def run(self, trial):
+        if trial.index == index:
+            raise KeyboardInterrupt
+        return original(self, trial)
+
+    monkeypatch.setattr(cls, "run", run)
+    return original
+
+
 @pytest.fixture
 def tiny_search_cfg(tmp_path):
     """A factory of tiny search configs writing into ``tmp_path``."""

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TINY, compose_config
+from conftest import TINY, compose_config, interrupt_at, table_cfg
 
 from nas_lightning.errors import ConfigError
 from nas_lightning.execution.simulated import TableRunner
 from nas_lightning.search.loop import run_search
 from nas_lightning.search.records import read_children
 from nas_lightning.search.resume import resume_config
-
-# The tabular benchmark's space: children are looked up, not trained.
-TABLE = [
-    "runner=table",
-    "search_space.num_blocks=1",
-    "search_space.ops=[identity,max_pool_3x3,sep_conv_3x3]",
-    "search_space.combines=[add]",
-]
-
-
-def table_cfg(run_dir, *overrides):
-    return compose_config("search", [f"run_dir={run_dir}", *TINY, *TABLE, *overrides])
 
 
 def actions(result):
@@ -81,14 +69,7 @@ def test_crash_mid_child_resumes_without_duplicates(tmp_path, monkeypatch, mode)
     over = ["strategy=ppo", "strategy.batch_size=2", "strategy.lr=0.05", "search.num_children=8",
             f"search.mode={mode}", "search.batch_size=3"]
     full = run_search(table_cfg(tmp_path / "full", *over))
-    original = TableRunner.run
-
-    def crash_at_4(self, trial):
-        if trial.index == 4:
-            raise KeyboardInterrupt
-        return original(self, trial)
-
-    monkeypatch.setattr(TableRunner, "run", crash_at_4)
+    original = interrupt_at(monkeypatch, TableRunner, 4)
     part = tmp_path / "part"
     with pytest.raises(KeyboardInterrupt):
         run_search(table_cfg(part, *over))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import random
 
+import conftest
 import pytest
-from conftest import TINY, compose_config, load_benchmark
+from conftest import compose_config, interrupt_at, load_benchmark
 
 from nas_lightning.errors import ConfigError
 from nas_lightning.execution.base import Result
@@ -18,17 +19,9 @@ from nas_lightning.search.resume import resume_config
 from nas_lightning.strategies.base import Strategy
 from nas_lightning.strategies.random_search import RandomSearch
 
-TABLE = [
-    "runner=table",
-    "search_space.num_blocks=1",
-    "search_space.ops=[identity,max_pool_3x3,sep_conv_3x3]",
-    "search_space.combines=[add]",
-    "strategy=random",
-]
-
 
 def table_cfg(run_dir, *overrides):
-    return compose_config("search", [f"run_dir={run_dir}", *TINY, *TABLE, *overrides])
+    return conftest.table_cfg(run_dir, "strategy=random", *overrides)
 
 
 @pytest.fixture
@@ -116,14 +109,8 @@ def test_a_failed_child_is_trained_again_not_reused(tmp_path, three_archs, monke
 def test_resume_reuses_as_the_uninterrupted_search(tmp_path, three_archs, monkeypatch):
     over = ["search.num_children=7", "search.reuse_limit=2"]
     full = run_search(table_cfg(tmp_path / "full", *over))
-    original, cycle = TableRunner.run, RandomSearch._propose
-
-    def crash_at_5(self, trial):
-        if trial.index == 5:
-            raise KeyboardInterrupt
-        return original(self, trial)
-
-    monkeypatch.setattr(TableRunner, "run", crash_at_5)
+    cycle = RandomSearch._propose
+    interrupt_at(monkeypatch, TableRunner, 5)
     part = tmp_path / "part"
     with pytest.raises(KeyboardInterrupt):
         run_search(table_cfg(part, *over))

@@ -91,7 +91,7 @@ PRESETS: dict[str, tuple[str, Factory, bool]] = {
         False,
     ),
     "ppo": (
-        "PPO, LSTM 32x1, Adam 3e-3, entropy 1e-2, normalised advantages, batch 5, 4 epochs",
+        "PPO, LSTM 32x1, Adam 3e-3, entropy 5e-2, normalised advantages, batch 5, 4 epochs",
         preset("ppo"),
         False,
     ),
@@ -117,6 +117,16 @@ PRESETS: dict[str, tuple[str, Factory, bool]] = {
 # default, ``search.repeats=reuse`` (``--repeats`` changes it).
 TRAIN_REPEATS = {"random_with_replacement", "evolution_amoebanet", "reinforce_nas_rl",
                  "ppo_nasnet"}
+
+
+# The baselines every difference is measured against; ``--set`` leaves them alone.
+BASELINES = {"random", "random_with_replacement"}
+
+
+def _with_overrides(name: str, overrides: list[str]) -> Factory:
+    return lambda space, seed, budget: make_strategy(
+        name, space, budget=budget, seed=seed, overrides=overrides
+    )
 
 
 class Problem:
@@ -286,7 +296,9 @@ def report(results: dict[str, Any]) -> str:
         "of an architecture already trained is told its reward and is not a child, with "
         "train every query counts. Budget-dependent presets "
         "(evolution, nsga2) are built for each budget; the others run once for the largest "
-        "budget and are read at each (they do not depend on it).",
+        "budget and are read at each (they do not depend on it)."
+        + (f" Overrides of every strategy but the random baselines: "
+           f"`{' '.join(results['overrides'])}`." if results.get("overrides") else ""),
         "",
         "Cell: mean best reward found, then the difference to random search's mean "
         "[95% bootstrap interval]; **bold** where the whole interval is above 0.",
@@ -317,13 +329,19 @@ def report(results: dict[str, Any]) -> str:
 
 
 def evaluate(problem: Problem, names: Sequence[str], seeds: int, budgets: Sequence[int],
-             repeats: str = "reuse") -> dict:
-    """Every strategy on one problem: best reward per budget and seed."""
+             repeats: str = "reuse", overrides: Sequence[str] = ()) -> dict:
+    """Every strategy on one problem: best reward per budget and seed.
+
+    ``overrides`` (``key=value`` dot-lists, e.g. ``strategy.entropy_weight=0.03``)
+    change every strategy but the random baselines.
+    """
     best: dict[str, dict[str, list[float]]] = {str(b): {} for b in budgets}
     stats = {}
     top = max(budgets)
     for name in names:
         _, factory, by_budget = PRESETS[name]
+        if overrides and name not in BASELINES:
+            factory = _with_overrides(name, list(overrides))
         start = time.process_time()
         runs = {}
         rule = "train" if name in TRAIN_REPEATS else repeats
@@ -397,6 +415,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--repeats", choices=["reuse", "train"], default="reuse",
                         help="search.repeats of the default presets (see TRAIN_REPEATS)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="overrides for every strategy but the random baselines, "
+                             "e.g. strategy.entropy_weight=0.03 (a sweep of one setting)")
     parser.add_argument("--budgets", type=int, nargs="+", default=[25, 50, 100, 200])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/strategy_efficiency"))
     parser.add_argument(
@@ -429,8 +450,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "seeds": args.seeds,
         "budgets": args.budgets,
         "repeats": args.repeats,
-        "problems": [evaluate(p, args.strategies, args.seeds, args.budgets, args.repeats)
-                     for p in problems],
+        "overrides": args.set,
+        "problems": [evaluate(p, args.strategies, args.seeds, args.budgets, args.repeats,
+                              args.set) for p in problems],
     }
     suffix = "_".join(p.name for p in problems)
     if args.strategies != list(PRESETS):

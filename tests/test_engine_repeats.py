@@ -154,3 +154,17 @@ def test_efficiency_benchmark_counts_children_as_the_search_does():
     assert len(reuse["curve"]) == len(train["curve"]) == 12
     assert reuse["reused"] > 0 and train["reused"] == 0
     assert reuse["distinct"] == 8 > train["distinct"]  # reuse spends children on new ones
+
+
+def test_efficiency_benchmark_overrides_change_the_strategies_not_the_baselines(monkeypatch):
+    bench = load_benchmark("strategy_efficiency")
+    problem = bench.ChainFormula(num=3, size=2)
+    built = bench._with_overrides("ppo", ["strategy.entropy_weight=0.3"])(problem.space, 0, 6)
+    assert built.entropy_weight == 0.3
+    overridden = []
+    with_overrides = bench._with_overrides
+    monkeypatch.setattr(bench, "_with_overrides",
+                        lambda name, o: overridden.append((name, o)) or with_overrides(name, o))
+    bench.evaluate(problem, ["random", "random_with_replacement", "ppo"], seeds=1, budgets=[4],
+                   overrides=["strategy.batch_size=1"])
+    assert overridden == [("ppo", ["strategy.batch_size=1"])]

@@ -457,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     suffix = "_".join(p.name for p in problems)
     if args.strategies != list(PRESETS):
         suffix += "_" + "_".join(args.strategies)
+    if args.set:  # one file per value of a sweep
+        suffix += "_" + "_".join(o.replace("=", "-") for o in args.set)
     json_path = args.out.with_name(f"{args.out.name}_{suffix}.json")
     md_path = args.out.with_name(f"{args.out.name}_{suffix}.md")
     json_path.parent.mkdir(parents=True, exist_ok=True)

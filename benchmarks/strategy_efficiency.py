@@ -58,12 +58,17 @@ from nas_lightning.strategies import Strategy
 Factory = Callable[[SearchSpace, int, int], Strategy]
 
 
-def preset(name: str, **overrides: Any) -> Factory:
-    """A named preset of :mod:`nas_lightning.presets`, built for the run's budget."""
-    extra = [f"strategy.{k}={v}" for k, v in overrides.items()]
+def _with_overrides(name: str, overrides: list[str]) -> Factory:
+    """A named preset of :mod:`nas_lightning.presets` with dot-list overrides,
+    built for the run's budget."""
     return lambda space, seed, budget: make_strategy(
-        name, space, budget=budget, seed=seed, overrides=extra
+        name, space, budget=budget, seed=seed, overrides=overrides
     )
+
+
+def preset(name: str, **overrides: Any) -> Factory:
+    """A named preset, with ``strategy.<key>=<value>`` for each keyword."""
+    return _with_overrides(name, [f"strategy.{k}={v}" for k, v in overrides.items()])
 
 
 # name -> (what it is, factory, whether the preset depends on the budget). The
@@ -121,12 +126,6 @@ TRAIN_REPEATS = {"random_with_replacement", "evolution_amoebanet", "reinforce_na
 
 # The baselines every difference is measured against; ``--set`` leaves them alone.
 BASELINES = {"random", "random_with_replacement"}
-
-
-def _with_overrides(name: str, overrides: list[str]) -> Factory:
-    return lambda space, seed, budget: make_strategy(
-        name, space, budget=budget, seed=seed, overrides=overrides
-    )
 
 
 class Problem:

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nas_lightning.errors import ConfigError, GenotypeError
+from nas_lightning.utils import config_dir
 
 EXIT_USAGE = 2
 TRACEBACK_ENV = "NAS_LIGHTNING_TRACEBACK"
-CONF = Path(__file__).resolve().parents[1] / "conf"
+
 
 T = TypeVar("T")
 
@@ -133,7 +134,7 @@ def _suggest(key: str, candidates: Iterable[str]) -> str | None:
 
 
 def override_error(
-    err: Exception, config_name: str, overrides: list[str], conf_dir: Path = CONF
+    err: Exception, config_name: str, overrides: list[str], conf_dir: Path | None = None
 ) -> str:
     """One line for an override Hydra rejected, with the close key it probably meant."""
     from hydra.errors import MissingConfigException, OverrideParseException
@@ -151,7 +152,7 @@ def override_error(
         return f"cannot parse the overrides {' '.join(overrides)!r}: {_first_line(err)}"
     if text.startswith("Could not override '"):
         key = text[len("Could not override '"):].split("'", 1)[0]
-        keys, groups = _known(config_name, conf_dir)
+        keys, groups = _known(config_name, conf_dir or config_dir())
         near = _suggest(key, sorted(set(keys) | set(groups)))
         what = "config group" if key in groups or near in groups else "key"
         hint = f"; did you mean {near!r}?" if near else ""
@@ -162,7 +163,7 @@ def override_error(
     return _first_line(err)
 
 
-def check_overrides(config_name: str, argv: list[str], conf_dir: Path = CONF) -> None:
+def check_overrides(config_name: str, argv: list[str], conf_dir: Path | None = None) -> None:
     """Compose ``argv``'s overrides once before Hydra does, to report a bad one in one line.
 
     Hydra's own report of an unknown key is several lines and suggests
@@ -176,7 +177,7 @@ def check_overrides(config_name: str, argv: list[str], conf_dir: Path = CONF) ->
     from hydra.errors import HydraException
 
     try:
-        with initialize_config_dir(str(conf_dir), version_base="1.3"):
+        with initialize_config_dir(str(conf_dir or config_dir()), version_base="1.3"):
             compose(config_name, overrides=argv)
     except HydraException as err:
         exit_with(override_error(err, config_name, argv, conf_dir))

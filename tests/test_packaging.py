@@ -123,3 +123,22 @@ def test_installed_python_api_builds_presets_outside_a_clone(unpacked, tmp_path)
         "print('OK')\n"))
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "OK"
+
+
+def _readme_snippets() -> list[str]:
+    """The README's Python blocks that need no run folder of the reader's own."""
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    return [b for b in blocks if "<run>" not in b]
+
+
+def test_the_readme_has_runnable_python_snippets():
+    assert len(_readme_snippets()) >= 2
+
+
+@pytest.mark.slow  # imports torch in a fresh process per snippet
+@pytest.mark.parametrize("index", range(len(_readme_snippets())))
+def test_readme_python_snippets_run_from_an_installed_wheel(unpacked, tmp_path, index):
+    done = _run_installed(unpacked, tmp_path, _readme_snippets()[index])
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -221,11 +221,16 @@ def run(factory: Factory, problem: Problem, seed: int, budget: int,
     :class:`~nas_lightning.execution.repeats.Repeats` the engine uses): with
     ``reuse`` a proposal of an architecture already queried is told its
     reward and does not count as a child; with ``train`` every query counts.
+    After ``reuse_limit`` reused proposals in a row the search stops, as the
+    engine does; its best stays the best for the rest of the budget.
     """
     strategy = factory(problem.space, seed, budget)
     rule: Repeats[float] = Repeats(repeats, reuse_limit)
     best, curve, seen = -math.inf, [], set()
     while len(curve) < budget:
+        if rule.converged:
+            curve += [best] * (budget - len(curve))
+            break
         proposal = strategy.ask()
         known = rule.reuse(proposal.actions)
         if known is not None:

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas_lightning.execution.repeats import Repeats
+from nas_lightning.execution.repeats import Repeats, proposal_key
 from nas_lightning.presets import make_strategy
 from nas_lightning.spaces import ListSpace, SearchSpace
 from nas_lightning.strategies import Strategy
@@ -361,30 +361,36 @@ ROLES = {
 
 
 def run(factory: Factory, problem: Problem, seed: int, budget: int,
-        repeats: str = "reuse", reuse_limit: int = 20) -> dict[str, Any]:
+        repeats: str = "reuse", reuse_limit: int = 50) -> dict[str, Any]:
     """One sequential search (the loop's way: ask, then tell); best reward after each child.
 
     ``repeats`` is the search's ``search.repeats`` rule (the same
     :class:`~nas_lightning.execution.repeats.Repeats` the engine uses): with
     ``reuse`` a proposal of an architecture already queried is told its
     reward and does not count as a child; with ``train`` every query counts.
-    On a noisy problem the strategy is told noisy rewards, and the curve holds
-    the true reward of the child with the best told reward (what a user who
-    picks the best child gets).
+    After ``reuse_limit`` reused proposals in a row the search stops, as the
+    engine does; its best stays the best for the rest of the budget. On a
+    noisy problem the strategy is told noisy rewards, and the curve holds the
+    true reward of the child with the best told reward (what a user who picks
+    the best child gets).
     """
     strategy = factory(problem.space, seed, budget)
     rule: Repeats[float] = Repeats(repeats, reuse_limit)
     noise = np.random.default_rng([seed, 7919])
     best_told, best, curve, seen = -math.inf, -math.inf, [], set()
     while len(curve) < budget:
+        if rule.converged:
+            curve += [best] * (budget - len(curve))
+            break
         proposal = strategy.ask()
-        known = rule.reuse(proposal.actions)
+        key = proposal_key(proposal.genotype, proposal.actions)
+        known = rule.reuse(key)
         if known is not None:
             strategy.tell(proposal, known)
             continue
         told = problem.observe(proposal.actions, noise)
         strategy.tell(proposal, told)
-        rule.add(proposal.actions, told)
+        rule.add(key, told)
         if told > best_told:
             best_told = told
             best = problem.reward(proposal.actions) if problem.noise else told

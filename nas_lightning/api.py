@@ -3,7 +3,8 @@
 ``optimize`` runs the search loop's rule on a plain Python function: ask the
 strategy, evaluate the proposal unless the same architecture was evaluated
 already (``repeats="reuse"``: it is told the recorded reward and costs
-nothing), tell the reward. It is what ``search.py`` does with children,
+nothing), tell the reward; a strategy that proposes only repeats has
+converged and the search ends early. It is what ``search.py`` does with children,
 without training, run folders or loggers::
 
     from nas_lightning import ListSpace, optimize
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nas_lightning.errors import ConfigError
-from nas_lightning.execution.repeats import Repeats
+from nas_lightning.execution.repeats import Repeats, proposal_key
 from nas_lightning.spaces.base import SearchSpace
 from nas_lightning.strategies.base import Strategy
 
@@ -43,6 +44,7 @@ class Result:
     strategy: Strategy
     trials: list[Trial] = field(default_factory=list)
     reused: int = 0  # proposals of an architecture already evaluated (not evaluated again)
+    converged: bool = False  # stopped early: the strategy proposed only repeats
 
     @property
     def best(self) -> Trial:
@@ -61,7 +63,7 @@ def optimize(
     seed: int = 0,
     overrides: Sequence[str] = (),
     repeats: str = "reuse",
-    reuse_limit: int = 20,
+    reuse_limit: int = 50,
 ) -> Result:
     """Search ``space`` for the genotype that ``evaluate`` scores highest.
 
@@ -76,7 +78,9 @@ def optimize(
         seed: the preset's seed.
         overrides: ``key=value`` settings of the preset (e.g. ``lr=0.01``).
         repeats: ``reuse`` (default) or ``train`` (evaluate every proposal).
-        reuse_limit: reused proposals in a row before a repeat is evaluated again.
+        reuse_limit: reused proposals in a row after which the strategy has
+            converged (it only repeats) and the search stops before its budget
+            (``result.converged``).
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError("budget", f"must be an integer >= 1, got {budget!r}")
@@ -87,9 +91,10 @@ def optimize(
                                  overrides=list(overrides))
     rule: Repeats[float | None] = Repeats(repeats, reuse_limit)
     result = Result(strategy)
-    while len(result.trials) < budget:
+    while len(result.trials) < budget and not rule.converged:
         proposal = strategy.ask()
-        known = rule.reuse(proposal.actions)
+        key = proposal_key(proposal.genotype, proposal.actions)
+        known = rule.reuse(key)
         if known is not None:
             strategy.tell(proposal, known)
             continue
@@ -100,8 +105,8 @@ def optimize(
                 raise ValueError(f"evaluate returned NaN for {proposal.genotype!r}")
         strategy.tell(proposal, reward)
         if reward is not None:
-            rule.add(proposal.actions, reward)
+            rule.add(key, reward)
         result.trials.append(Trial(len(result.trials), tuple(proposal.actions),
                                    proposal.genotype, reward))
-    result.reused = rule.reused
+    result.reused, result.converged = rule.reused, rule.converged
     return result

@@ -135,7 +135,7 @@ class SearchKeys(_Section):
     repeats: Annotated[
         Literal["train", "reuse"], Field(description="train or reuse")
     ] = None
-    reuse_limit: integer(0) = None
+    reuse_limit: integer(1) = None
 
 
 class TrainerKeys(_Section):

@@ -32,16 +32,15 @@ def test_repeats_are_told_their_reward_and_not_evaluated_again():
     calls = []
 
     def counted(genotype):
-        calls.append(dict(genotype))
+        calls.append(tuple(sorted(genotype.items())))
         return score(genotype)
 
-    # a controller that settles proposes repeats: with reuse each costs no evaluation
+    # a controller that settles fast proposes repeats: each costs no evaluation
     result = optimize(counted, SPACE, budget=12, strategy="reinforce", seed=0,
-                      overrides=["lr=0.5"])
-    assert len(calls) == len(result.trials) == 12
-    keys = [tuple(sorted(c.items())) for c in calls]
-    repeats_evaluated = len(keys) - len(set(keys))
-    assert repeats_evaluated <= 1 + result.reused // 20  # only after the reuse limit
+                      overrides=["lr=0.5"], reuse_limit=5)
+    assert len(calls) == len(set(calls)) == len(result.trials)
+    assert result.reused > 0
+    assert len(result.trials) == 12 or result.converged
 
 
 def test_invalid_architectures_are_told_none_and_never_best():

@@ -129,3 +129,47 @@ def test_the_papers_presets_and_random_with_replacement_keep_repeats():
 def test_bad_dedup_tries_is_a_config_error(bad):
     with pytest.raises(ConfigError, match="dedup_tries"):
         RandomSearch(space(), dedup_tries=bad)
+
+
+def table_space():
+    """The tabular benchmark's space (tests/conftest.py's TABLE): 1296 action tuples, 441
+    architectures, since the two operands of each cell's one ``add`` block commute."""
+    from nas_lightning.spaces.nasnet import NASNetSpace
+
+    return NASNetSpace(num_blocks=1, ops=["identity", "max_pool_3x3", "sep_conv_3x3"],
+                       combines=["add"])
+
+
+def table_reward(actions) -> float:
+    return (sum(actions) % 7) / 7
+
+
+def architectures(space, proposals):
+    from nas_lightning.genotypes.base import architecture_key
+
+    return [architecture_key(space.decode(a), a) for a in proposals]
+
+
+@pytest.mark.parametrize("name", DEDUP)
+def test_two_encodings_of_one_network_are_one_proposal(name):
+    """Keyed by actions, about one in ten of these proposals re-encoded an earlier one."""
+    table = table_space()
+    strategy = make_strategy(name, table, budget=120, seed=0)
+    seen = []
+    while len(seen) < 120:
+        p = strategy.ask()
+        strategy.tell(p, table_reward(p.actions))
+        seen.append(p.actions)
+    keys = architectures(table, seen)
+    assert len(set(keys)) == 120, f"{120 - len(set(keys))} re-encoded architectures"
+
+
+def test_resumed_dedup_knows_the_architectures_not_only_the_actions():
+    table = table_space()
+    first = make_strategy("random", table, budget=60, seed=1)
+    for _ in range(30):
+        first.tell(first.ask(), 0.5)
+    resumed = make_strategy("random", table, budget=60, seed=2)
+    resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    assert resumed.proposed_keys == first.proposed_keys
+    assert len(resumed.proposed_keys) == 30

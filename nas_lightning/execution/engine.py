@@ -13,7 +13,10 @@ tells the strategy. Two ways to learn from parallel children:
 
 Repeats (``search.repeats=reuse``, ``execution/repeats.py``): a proposal of
 an architecture already recorded ``ok`` is told that child's reward through
-the callbacks' ``on_repeat``; nothing trains and no child is counted.
+the callbacks' ``on_repeat``; nothing trains and no child is counted. After
+``reuse_limit`` such proposals in a row (the strategy has converged), or at
+the first repeat once a small space has no architecture left to train, the
+engine stops asking: :attr:`Engine.stopped` says why.
 
 Resume: the strategy's state is saved after every ask and every tell, with
 the trials asked but not yet told. A resumed search tells those already
@@ -32,7 +35,7 @@ from omegaconf import DictConfig
 
 from nas_lightning.callbacks import FinishedChild, SearchCallback
 from nas_lightning.execution.base import Executor, Result, Shipped, Trial
-from nas_lightning.execution.repeats import Repeats
+from nas_lightning.execution.repeats import Repeats, proposal_key, space_architectures
 from nas_lightning.genotypes.base import genotype_from_dict, genotype_to_dict
 from nas_lightning.search.records import RunRecorder
 from nas_lightning.spaces.base import SearchSpace
@@ -56,7 +59,7 @@ class Engine:
         replay: ``(records) -> None`` for run folders saved without trials
             in flight (the older format): replays asks and tells.
         repeats: ``train`` or ``reuse`` (see the module's docstring).
-        reuse_limit: reused proposals in a row before a repeat trains.
+        reuse_limit: reused proposals in a row after which the search stops.
     """
 
     def __init__(
@@ -73,7 +76,7 @@ class Engine:
         batch_size: int = 1,
         replay: Callable[[list[dict[str, Any]]], None] | None = None,
         repeats: str = "train",
-        reuse_limit: int = 20,
+        reuse_limit: int = 50,
     ) -> None:
         self.cfg = cfg
         self.strategy, self.space, self.executor = strategy, space, executor
@@ -89,6 +92,8 @@ class Engine:
         self.resubmit: list[Trial] = []
         self.next_index = 0
         self.repeats: Repeats[FinishedChild] = Repeats(repeats, reuse_limit)
+        self.stopped: str | None = None  # why the search stopped asking before its budget
+        self._architectures: dict[int, frozenset | None] = {}  # the space's, by live decisions
 
     # -- resume -----------------------------------------------------------------
     def restore(self, records: list[dict[str, Any]], state: dict[str, Any] | None) -> None:
@@ -147,6 +152,8 @@ class Engine:
             self._tell_ready(force=True)
 
     def _ask(self) -> None:
+        if self.stopped is not None:
+            return
         if self.mode == "batch":
             if self.pending:
                 return  # the batch is not told yet
@@ -163,9 +170,11 @@ class Engine:
                 log.info("strategy %s finished after %d children",
                          type(self.strategy).__name__, self.next_index)
                 break
+            if self._stop_repeating():
+                break
             self.space.set_progress(self.next_index)
             proposal = self.strategy.ask()
-            known = self.repeats.reuse(proposal.actions)
+            known = self.repeats.reuse(proposal_key(proposal.genotype, proposal.actions))
             if known is not None:  # told its recorded reward: no child, ask again
                 for callback in self.callbacks:
                     callback.on_repeat(proposal, known, self.repeats.reused)
@@ -179,17 +188,39 @@ class Engine:
             for trial in asked:
                 self.executor.submit(trial)
 
+    def _stop_repeating(self) -> bool:
+        """Stop asking (and say why, once) when proposing more would only repeat."""
+        if self.repeats.in_row == 0:
+            return False
+        if self.repeats.converged:
+            self.stopped = "converged"
+            log.info("every proposal in the last %d was already trained: the strategy has "
+                     "converged; stopping after %d children", self.repeats.limit,
+                     self.next_index)
+            return True
+        live = self.space.num_active
+        if live not in self._architectures:
+            self._architectures[live] = space_architectures(self.space)
+        every = self._architectures[live]
+        if every is not None and every <= self.repeats.known.keys():
+            self.stopped = "exhausted"
+            log.info("the search space is exhausted: all %d of its architectures were "
+                     "trained; stopping after %d children", len(every), self.next_index)
+            return True
+        return False
+
     def _remember(self, record: dict[str, Any], result: Result | None = None) -> None:
         """Keep an ok child for later repeats (its record, and its result when at hand)."""
         if self.repeats.mode != "reuse" or record["status"] != "ok":
             return
-        key = tuple(record["actions"])
+        actions = tuple(record["actions"])
+        key = proposal_key(record.get("genotype"), actions)
         if result is None:  # from the run folder: the metrics the reward saw
             extra = {k: v for k, v in (record.get("extra") or {}).items() if k != "timing"}
             result = Result(index=record["index"], val_acc=record["val_acc"],
                             val_curve=list(record.get("val_curve") or []),
                             params=record.get("params"), extra=extra)
-        trial = Trial(record["index"], Shipped(key, record.get("genotype")), seed=0)
+        trial = Trial(record["index"], Shipped(actions, record.get("genotype")), seed=0)
         self.repeats.add(key, FinishedChild(trial, result, record["reward"], record))
 
     def _finish(self, result: Result) -> None:

@@ -5,11 +5,18 @@ A genotype is a frozen dataclass with a class attribute ``kind``, a
 that validates and rebuilds it. On disk a genotype is
 ``{"kind": ..., **to_dict()}``; a run's ``best.json`` wraps it under the key
 ``"genotype"`` and :func:`load_genotype` reads either form.
+
+A genotype also has ``canonical()``: a hashable key equal for two genotypes
+exactly when their networks compute the same function up to the names of
+their parameters (e.g. the two operands of an ``add`` swapped). Searches
+know architectures by :func:`architecture_key`, so two encodings of one
+network are trained once.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -20,6 +27,10 @@ class Genotype(Protocol):
     kind: str
 
     def to_dict(self) -> dict[str, Any]: ...
+
+    def canonical(self) -> Hashable:
+        """The same key for every encoding of the same network, another for any other."""
+        ...
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Genotype: ...
@@ -77,6 +88,31 @@ def genotype_from_dict(data: Any) -> Any:
         raise
     except (KeyError, TypeError, ValueError) as err:
         raise GenotypeError(f"malformed {kind} genotype: {err}") from None
+
+
+def architecture_key(genotype: Any, actions: Sequence[int] = ()) -> Hashable:
+    """What tells two proposals apart: the canonical form of their network.
+
+    Args:
+        genotype: a genotype, its dict (a record's ``"genotype"``), or any
+            other value (a :class:`~nas_lightning.spaces.base.ListSpace`'s
+            dict of choices), which has no canonical form.
+        actions: the proposal's actions, the key of a genotype without a
+            canonical form.
+
+    Returns:
+        ``(kind, genotype.canonical())``, or ``tuple(actions)``.
+    """
+    if isinstance(genotype, dict):
+        _load_builtin_names()
+    if isinstance(genotype, dict) and genotype.get("kind") in _TYPES:
+        try:
+            genotype = genotype_from_dict(genotype)
+        except GenotypeError:
+            return tuple(actions)
+    if hasattr(genotype, "kind") and hasattr(genotype, "canonical"):
+        return (genotype.kind, genotype.canonical())
+    return tuple(actions)
 
 
 def genotype_to_json(genotype: Any, indent: int | None = None) -> str:

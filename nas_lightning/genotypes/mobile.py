@@ -287,6 +287,43 @@ class MobileGenotype:
             f"head={head}/{self.resolve(self.head_activation)},se={self.se_gate}/{self.se_base}"
         )
 
+    def canonical(self) -> tuple[Any, ...]:
+        """The same key for the encodings of one network, another for any other.
+
+        The network is a flat sequence of layers, so a key lists the layers,
+        not the stages (``ir_r2_..._s2`` is ``ir_r1_..._s2`` then
+        ``ir_r1_..._s1``), with what the builder really uses: each layer's
+        resolved activation; its residual only where its stride is 1 (a
+        strided layer never has one); the SE gate and base only when some
+        layer has an SE. A residual between different widths is kept: a
+        ``width_mult`` can round both widths to the same value, and then the
+        residual exists.
+        """
+        layers = tuple(
+            (
+                layer.type,
+                layer.kernel,
+                layer.stride,
+                layer.expansion,
+                layer.out_channels,
+                layer.se_ratio,
+                bool(layer.skip) and layer.stride == 1,
+                self.resolve(layer.activation),
+            )
+            for layer in self.layers()
+        )
+        has_se = any(layer.se_ratio > 0 for layer in self.stages)
+        return (
+            layers,
+            self.stem_channels,
+            self.stem_stride,
+            self.resolve(self.stem_activation),
+            self.head_channels,
+            self.efficient_head,
+            self.resolve(self.head_activation),
+            (self.se_gate, self.se_base) if has_se else None,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["stages"] = list(self.block_strings())

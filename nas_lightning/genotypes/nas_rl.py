@@ -105,6 +105,20 @@ class NASRLGenotype:
         read = {j for layer in self.layers for j in layer.inputs}
         return tuple(i for i in range(len(self.layers)) if i not in read)
 
+    def canonical(self) -> tuple[Any, ...]:
+        """The layers, in order: every field of every layer changes the network.
+
+        Layers are positional and each lists its complete set of inputs, so
+        no two genotypes build the same network. Keyed by the genotype rather
+        than the actions, the padding actions of a growing space's layers not
+        yet live are ignored, and the same actions decoded at two depths are
+        two networks.
+        """
+        return tuple(
+            (layer.filter_height, layer.filter_width, layer.filters, layer.stride, layer.inputs)
+            for layer in self.layers
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {"layers": [layer.to_dict() for layer in self.layers]}
 

@@ -6,6 +6,8 @@ the previous one), 1 = h_i (the previous cell), k >= 2 = output of block k-1.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -112,6 +114,27 @@ class Cell:
     def ops(self) -> tuple[str, ...]:
         return tuple(op for b in self.blocks for op in (b.op_a, b.op_b))
 
+    def canonical(self) -> tuple[Any, ...]:
+        """The same key for the encodings of one cell, another for any other cell.
+
+        Two encodings build the same cell (the same function, with the same
+        parameters under other names) when they differ only by
+
+        * the order of the two operands of an ``add`` block (addition
+          commutes; each operand keeps its op, and its stride in a reduction
+          cell, which follows its input);
+        * the order of the blocks, among the orders where every block comes
+          after the blocks it reads, with the states renumbered to match and
+          ``concat`` naming the same states in the same order.
+
+        A ``concat`` block's operands and the cell's ``concat`` keep their
+        order: it is the order of the channels that a 1x1 conv or the next
+        cell reads, so another order is another set of weights. Unused cell
+        inputs and blocks are part of the network (they cost time and
+        parameters) and are kept too.
+        """
+        return _canonical_cell(self)
+
     def to_dict(self) -> dict[str, Any]:
         return {"blocks": [b.to_dict() for b in self.blocks], "concat": list(self.concat)}
 
@@ -141,6 +164,41 @@ class Cell:
         return "; ".join(parts) + f" -> concat{list(self.concat)}"
 
 
+def _topological_orders(blocks: tuple[Block, ...]) -> Iterator[tuple[int, ...]]:
+    """Every order of the blocks in which each block follows the blocks it reads."""
+    needs = [{i - 2 for i in (b.input_a, b.input_b) if i >= 2} for b in blocks]
+
+    def extend(order: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
+        if len(order) == len(blocks):
+            yield order
+            return
+        for b in range(len(blocks)):
+            if b not in order and needs[b] <= set(order):
+                yield from extend((*order, b))
+
+    return extend(())
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_cell(cell: Cell) -> tuple[Any, ...]:
+    """The smallest encoding of ``cell`` over its block orders (see :meth:`Cell.canonical`)."""
+    best: tuple[Any, ...] | None = None
+    for order in _topological_orders(cell.blocks):
+        state = {0: 0, 1: 1} | {old + 2: new + 2 for new, old in enumerate(order)}
+        blocks = []
+        for old in order:
+            b = cell.blocks[old]
+            operands = [(state[b.input_a], b.op_a), (state[b.input_b], b.op_b)]
+            if b.combine == "add":
+                operands.sort()
+            blocks.append((b.combine, *operands))
+        key = (tuple(blocks), tuple(state[i] for i in cell.concat))
+        if best is None or key < best:
+            best = key
+    assert best is not None  # a valid cell has at least one order: its own
+    return best
+
+
 @register_genotype
 @dataclass(frozen=True)
 class NASNetGenotype:
@@ -153,6 +211,10 @@ class NASNetGenotype:
 
     def to_dict(self) -> dict[str, Any]:
         return {"normal": self.normal.to_dict(), "reduction": self.reduction.to_dict()}
+
+    def canonical(self) -> tuple[Any, ...]:
+        """Both cells' canonical forms (:meth:`Cell.canonical`)."""
+        return (self.normal.canonical(), self.reduction.canonical())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NASNetGenotype:

@@ -188,7 +188,7 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
         replay=lambda records: _replay(strategy, space, records, failed_reward),
         # run folders written before search.repeats existed trained every repeat
         repeats=cfg.search.get("repeats") or "train",
-        reuse_limit=cfg.search.get("reuse_limit", 20),
+        reuse_limit=cfg.search.get("reuse_limit", 50),
     )
     completed = False
     progress = SearchProgress(cfg, num_children, done=len(records), enabled=rank == 0,
@@ -216,7 +216,7 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
         if rank == 0:
             strategy.finish(run_dir)  # a strategy's own results (NetAdapt)
         summary = _finish(cfg, run_dir, engine.records, recorder, probe, logger, rank, start,
-                          folder.status(completed), engine.repeats.reused)
+                          folder.status(completed), engine.repeats.reused, engine.stopped)
         for callback in engine.callbacks:
             callback.on_search_end(engine.records)
         if cfg.search.get("rank_digest"):
@@ -261,7 +261,7 @@ def _controller_digest(strategy: Strategy) -> dict[str, Any]:
 
 
 def _finish(cfg, run_dir, records, recorder, probe, logger, rank, start,
-            status: str, reused: int = 0) -> dict[str, Any]:
+            status: str, reused: int = 0, stopped: str | None = None) -> dict[str, Any]:
     """Write the summary, let the probe and logger close; rank 0 only."""
     ok = [r for r in records if r["status"] == "ok"]
     summary: dict[str, Any] = {
@@ -270,6 +270,7 @@ def _finish(cfg, run_dir, records, recorder, probe, logger, rank, start,
         "ok": len(ok),
         "failed": len(records) - len(ok),
         "reused": reused,  # repeated proposals told a recorded reward (search.repeats)
+        "stopped": stopped,  # converged / exhausted: stopped before the budget (search.repeats)
         "wall_seconds": round(time.perf_counter() - start, 2),
         "child_seconds": round(sum(r["seconds"] for r in records), 2),
         "best_index": recorder.best["index"] if recorder.best else None,

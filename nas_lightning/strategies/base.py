@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, overload
 
 from nas_lightning.errors import ConfigError
+from nas_lightning.genotypes.base import architecture_key
 from nas_lightning.spaces.base import Actions, SearchSpace
 
 # What ``tell`` accepts per proposal: a scalar reward; None for an invalid
@@ -71,6 +72,7 @@ class Strategy(ABC):
         # Avoiding repeats (off unless a strategy turns it on, see ``_avoid_repeats``).
         self.dedup_tries = 0
         self.proposed: set[Actions] = set()
+        self.proposed_keys: set = set()  # their architectures (``architecture_key``)
 
     def _avoid_repeats(self, dedup_tries: int) -> None:
         """Turn on the rule "never propose an architecture twice", within ``dedup_tries`` draws.
@@ -91,7 +93,7 @@ class Strategy(ABC):
         Once every architecture of the active decisions was proposed, nothing
         is a repeat worth redrawing (redraws would only cost time).
         """
-        if self.dedup_tries == 0 or tuple(actions) not in self.proposed:
+        if self.dedup_tries == 0 or self._key(actions) not in self.proposed_keys:
             return False
         return len(self.proposed) < math.prod(self.space.sizes[: self.space.num_active])
 
@@ -108,7 +110,12 @@ class Strategy(ABC):
         """Note a proposal as made (when the rule is on), so later draws avoid it."""
         if self.dedup_tries > 0:
             self.proposed.add(proposal.actions)
+            self.proposed_keys.add(self._key(proposal.actions))
         return proposal
+
+    def _key(self, actions: Sequence[int]) -> Any:
+        """The architecture ``actions`` stand for: two encodings of one network are one."""
+        return architecture_key(self.space.decode(actions), actions)
 
     @overload
     def ask(self, n: None = None) -> Proposal: ...
@@ -222,6 +229,7 @@ class Strategy(ABC):
         self.num_proposed = state["num_proposed"]
         self.num_told = state["num_told"]
         self.proposed = {tuple(a) for a in state.get("proposed", [])}
+        self.proposed_keys = {self._key(a) for a in self.proposed}
 
 
 def _rng_state_as_lists(state: tuple) -> list:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY, compose_config
+from conftest import ROOT, TINY, compose_config, table_cfg
 from omegaconf import OmegaConf
 
 from nas_lightning.errors import ConfigError
@@ -270,3 +270,78 @@ def test_config_yaml_and_run_json_are_written_whole(base):
     assert state["run_folder"]["run_id"] == manifest["run_id"]
     assert state["run_folder"]["children"] == 3
     assert not list(base.glob("*.tmp"))
+
+
+# 7. Resume after reused proposals (search.repeats=reuse) -----------------------------------
+
+# A 16-architecture table space and a controller that soon repeats itself: many reuses.
+REUSES = ["search_space.ops=[identity]", "strategy.lr=0.2", "search.reuse_limit=3"]
+
+
+def table_resume(run: Path, num_children: int):
+    cfg = table_cfg(run, *REUSES, f"resume={run}")
+    return run_search(resume_config(cfg, [f"search.num_children={num_children}"]))
+
+
+def outcome(run: Path) -> list:
+    return [(r["index"], r["actions"], r["reward"], r["status"]) for r in read_children(run)]
+
+
+@pytest.fixture(scope="module")
+def reused(tmp_path_factory) -> tuple[Path, dict]:
+    """An uninterrupted 8-child table search with reuses, and its summary."""
+    run = tmp_path_factory.mktemp("reused") / "run"
+    result = run_search(table_cfg(run, *REUSES, "search.num_children=8"))
+    assert result.summary["reused"] >= 5
+    return run, result.summary
+
+
+def _missing_state(run: Path) -> None:
+    (run / "strategy.pt").unlink()
+
+
+def _torn_last_line(run: Path) -> None:  # strategy.pt is then ahead of the records
+    lines = (run / "children.jsonl").read_bytes().splitlines(keepends=True)
+    (run / "children.jsonl").write_bytes(b"".join(lines[:5]) + lines[5][:40])
+
+
+def _state_ahead(run: Path) -> None:
+    lines = (run / "children.jsonl").read_bytes().splitlines(keepends=True)
+    (run / "children.jsonl").write_bytes(b"".join(lines[:4]))
+
+
+@pytest.mark.parametrize("fault", [_missing_state, _torn_last_line, _state_ahead])
+def test_a_resume_after_reuses_replays_them(reused, tmp_path, fault):
+    base, summary = reused
+    run = copy_of(base, tmp_path)
+    fault(run)
+    result = table_resume(run, 8)
+    assert outcome(run) == outcome(base)
+    assert result.summary["reused"] == summary["reused"]
+    state = torch.load(run / "strategy.pt", weights_only=True)
+    assert state["num_told"] == torch.load(base / "strategy.pt", weights_only=True)["num_told"]
+
+
+def test_an_older_strategy_of_the_same_run_is_replayed_forward(reused, tmp_path):
+    base, _ = reused
+    run = tmp_path / "run"
+    run_search(table_cfg(run, *REUSES, "search.num_children=2"))
+    old = (run / "strategy.pt").read_bytes()
+    table_resume(run, 3)
+    (run / "strategy.pt").write_bytes(old)  # a backup of the same run put back
+    table_resume(run, 5)
+    assert [i for i, *_ in outcome(run)] == [0, 1, 2, 3, 4]
+    table_resume(run, 8)
+    assert outcome(run) == outcome(base)
+
+
+def test_a_refused_resume_leaves_the_folder_untouched(base, tmp_path):
+    run = copy_of(base, tmp_path, children=2)
+    other = tmp_path / "other"
+    run_search(tiny(other, "search.num_children=2"))
+    shutil.copy(other / "strategy.pt", run / "strategy.pt")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    with pytest.raises(ConfigError, match="belongs to another search"):
+        resume(run, 3)
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    assert after == before

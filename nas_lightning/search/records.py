@@ -117,6 +117,7 @@ class RunRecorder:
         enabled: bool = True,
         run_id: str | None = None,
         recorded: list[dict[str, Any]] | None = None,
+        repair: bool = True,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.enabled = enabled
@@ -129,7 +130,16 @@ class RunRecorder:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         for record in recorded or []:
             self._is_best(record)
-        if enabled and self.best is not None:  # a crash may have come before best.json
+        if repair:
+            self.write_best()
+
+    def write_best(self) -> None:
+        """``best.json`` from the records (a crash may have come before it was written).
+
+        A search whose resume may still be refused passes ``repair=False`` and
+        calls this once the folder is accepted: a refused resume writes nothing.
+        """
+        if self.enabled and self.best is not None:
             atomic_write(self.run_dir / BEST, _dumps(self.best, indent=2))
 
     def _is_best(self, record: dict[str, Any]) -> bool:

@@ -345,3 +345,12 @@ def test_a_refused_resume_leaves_the_folder_untouched(base, tmp_path):
         resume(run, 3)
     after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
     assert after == before
+
+
+def test_resume_accepts_the_original_command_and_refuses_real_changes(base, tmp_path):
+    run = copy_of(base, tmp_path, children=2)
+    same = [*TINY, "search.num_children=3", "child.batch_size=64.0", "seed=0"]
+    assert len(resume(run, 3, *same).records) == 3  # the requeue pattern: same command + resume=
+    for change in ("child.batch_size=32", "seed=1", "strategy=random"):
+        with pytest.raises(ConfigError, match=f"cannot change '{change.split('=')[0]}'"):
+            resume(run, 4, change)

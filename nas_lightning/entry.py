@@ -109,13 +109,14 @@ def _keys(node: Any, prefix: str = "") -> Iterable[str]:
         yield from _keys(child, f"{full}.")
 
 
-def _known(config_name: str, conf_dir: Path) -> tuple[list[str], list[str]]:
-    """The dotted keys and the config groups of ``config_name`` as composed by default."""
+def _known(config_name: str, conf_dir: Path,
+           overrides: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """The dotted keys and the config groups of ``config_name`` composed with ``overrides``."""
     from hydra import compose, initialize_config_dir
 
     try:
         with initialize_config_dir(str(conf_dir), version_base="1.3"):
-            base = compose(config_name, return_hydra_config=True)
+            base = compose(config_name, overrides=overrides or [], return_hydra_config=True)
     except Exception:  # the suggestion is a nicety; the error stands without it
         return [], []
     groups = [g for g in base.hydra.runtime.choices if not str(g).startswith("hydra/")]
@@ -151,8 +152,16 @@ def override_error(
         return f"cannot parse the overrides {' '.join(overrides)!r}: {_first_line(err)}"
     if text.startswith("Could not override '"):
         key = text[len("Could not override '"):].split("'", 1)[0]
-        keys, groups = _known(config_name, conf_dir)
-        near = _suggest(key, sorted(set(keys) | set(groups)))
+        rest = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
+        keys, groups = _known(config_name, conf_dir, rest)  # the config this command gets
+        if rest and not keys:  # another override fails too: the default config
+            keys, groups = _known(config_name, conf_dir)
+        near = _suggest(key, sorted((set(keys) | set(groups)) - {key}))
+        if key not in keys and rest and key in _known(config_name, conf_dir)[0]:
+            chosen = [o for o in rest if o.split("=", 1)[0].lstrip("+~") in groups]
+            used = f" with {' '.join(chosen)}" if chosen else " with these overrides"
+            return (f"key {key!r} is not used by {config_name}.py{used} (the default config "
+                    "has it; this space or experiment does not)")
         what = "config group" if key in groups or near in groups else "key"
         hint = f"; did you mean {near!r}?" if near else ""
         if what == "config group":

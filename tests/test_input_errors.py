@@ -153,6 +153,15 @@ def test_unknown_overrides_get_one_line_with_the_close_key(name, argv, expected,
     assert expected in err
 
 
+def test_a_key_the_chosen_space_does_not_use_is_never_suggested_as_itself(capsys):
+    with pytest.raises(SystemExit) as info:
+        check_overrides("search", ["experiment=mnasnet", "model.filters=4"], CONF)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "did you mean 'model.filters'" not in err and "\n" not in err
+    assert "'model.filters' is not used by search.py with experiment=mnasnet" in err
+
+
 def test_good_overrides_and_hydra_flags_pass(capsys):
     check_overrides("search", ["controller.hidden=50", "logger=csv", "+extra.key=1"], CONF)
     check_overrides("search", ["-m", "controller.hidden=50,100"], CONF)  # left to Hydra

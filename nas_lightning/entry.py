@@ -1,7 +1,9 @@
 """What ``search.py`` and ``train.py`` share: one line per known error, exit status 2.
 
-A user's mistake (a bad value, a missing file, an unknown key, a full disk)
-gets ``error: <what and where>`` on stderr, not a traceback; set
+A user's mistake (a bad value, a missing file, an unknown key) gets
+``error: <what and where>`` on stderr, not a traceback, and exit status 2; a
+full disk gets the same line naming the file, and exit status 75 (free space,
+then resume: nothing in the command is wrong). Set
 ``NAS_LIGHTNING_TRACEBACK=1`` to see the traceback anyway. Errors that are
 not the user's (bugs) keep their traceback.
 """
@@ -21,6 +23,9 @@ from typing import Any, TypeVar
 from nas_lightning.errors import ConfigError, GenotypeError
 
 EXIT_USAGE = 2
+# A full disk or quota: nothing to fix in the command; free space and resume (sysexits EX_TEMPFAIL).
+EXIT_TEMPFAIL = 75
+_TRANSIENT = (errno.ENOSPC, errno.EDQUOT)
 TRACEBACK_ENV = "NAS_LIGHTNING_TRACEBACK"
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -67,14 +72,22 @@ def describe(err: BaseException) -> str | None:
     return None
 
 
-def exit_with(message: str) -> None:
-    """Print ``error: message`` to stderr and exit with status 2."""
+def exit_status(err: BaseException) -> int:
+    """2 for an error in the command or its input, 75 for a full disk (retry later)."""
+    if isinstance(err, OSError) and err.errno in _TRANSIENT:
+        return EXIT_TEMPFAIL
+    return EXIT_USAGE
+
+
+def exit_with(message: str, status: int = EXIT_USAGE) -> None:
+    """Print ``error: message`` to stderr and exit with ``status`` (2: fix the command)."""
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USAGE)
+    sys.exit(status)
 
 
 def one_line_errors(main: Callable[..., T]) -> Callable[..., T]:
-    """Decorate an entry point: known errors become ``error: ...`` and exit status 2."""
+    """Decorate an entry point: known errors become ``error: ...`` and exit status 2
+    (75 for a full disk: :func:`exit_status`)."""
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> T:
@@ -84,7 +97,7 @@ def one_line_errors(main: Callable[..., T]) -> Callable[..., T]:
             message = describe(err)
             if message is None or os.environ.get(TRACEBACK_ENV):
                 raise
-            exit_with(message)
+            exit_with(message, exit_status(err))
             raise  # unreachable: exit_with exits
 
     return wrapper
@@ -189,3 +202,18 @@ def check_overrides(config_name: str, argv: list[str], conf_dir: Path = CONF) ->
             compose(config_name, overrides=argv)
     except HydraException as err:
         exit_with(override_error(err, config_name, argv, conf_dir))
+    _check_run_dir(argv)
+
+
+def _check_run_dir(argv: list[str]) -> None:
+    """Create ``hydra.run.dir`` as Hydra would, with one line if it cannot be."""
+    for item in argv:
+        key, _, value = item.partition("=")
+        if key.lstrip("+~") != "hydra.run.dir" or not value or "${" in value:
+            continue
+        try:
+            Path(value).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            reason = err.strerror or _first_line(err)
+            exit_with(f"hydra.run.dir={value}: cannot create the run folder ({reason})",
+                      exit_status(err))

@@ -172,10 +172,10 @@ def test_good_overrides_and_hydra_flags_pass(capsys):
 # -- one line for errors from the file system and the input files -------------
 
 
-def _exits_with(func, capsys) -> str:
+def _exits_with(func, capsys, status: int = 2) -> str:
     with pytest.raises(SystemExit) as info:
         one_line_errors(func)()
-    assert info.value.code == 2
+    assert info.value.code == status
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
     return err
@@ -193,7 +193,7 @@ def test_read_only_or_full_disk_is_one_line_with_the_path(tmp_path, capsys):
     def full_disk():
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "children.jsonl"))
 
-    err = _exits_with(full_disk, capsys)
+    err = _exits_with(full_disk, capsys, status=75)  # not the command's fault: requeue
     assert "no space left on device" in err and "children.jsonl" in err
 
 

@@ -354,3 +354,61 @@ def test_resume_accepts_the_original_command_and_refuses_real_changes(base, tmp_
     for change in ("child.batch_size=32", "seed=1", "strategy=random"):
         with pytest.raises(ConfigError, match=f"cannot change '{change.split('=')[0]}'"):
             resume(run, 4, change)
+
+
+# 8. Full disk, the resume banner, an unusable run folder on the command line ---------------
+
+
+def test_a_full_disk_names_the_file_exits_75_and_the_folder_resumes(tmp_path, monkeypatch,
+                                                                     capsys):
+    import errno
+
+    from nas_lightning.cli import EXIT_FULL_DISK, search_task
+    from nas_lightning.search import records
+
+    fsync = os.fsync
+    writes = []
+
+    def full_at_child_1(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("children.jsonl"):
+            writes.append(fd)
+            if len(writes) == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return fsync(fd)
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc to tell which file an fsync is for")
+    run, reference = tmp_path / "run", tmp_path / "reference"
+    monkeypatch.setattr(records.os, "fsync", full_at_child_1)
+    with pytest.raises(SystemExit) as stop:
+        search_task(table_cfg(run, "search.num_children=3"))
+    monkeypatch.undo()
+    assert stop.value.code == EXIT_FULL_DISK == 75
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: no space left on device: ") and "children.jsonl" in err
+    assert f"resume={run}" in err
+    table_resume_plain = resume_config(table_cfg(run, f"resume={run}"), [])
+    run_search(table_resume_plain)
+    run_search(table_cfg(reference, "search.num_children=3"))
+    assert outcome(run) == outcome(reference)
+
+
+def test_the_resume_banner_shows_the_run_s_own_config(tmp_path):
+    run = tmp_path / "run"
+    run_search(table_cfg(run, "search.num_children=3", "seed=5", "strategy=random"))
+    proc = _cli([f"resume={run}"], cwd=tmp_path)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    banner = out + err
+    assert "3 children (resuming after 3)" in banner and "seed 5" in banner, banner
+    assert "RandomSearch" in banner and "W&B" not in banner and "Wandb" not in banner
+
+
+def test_an_unusable_hydra_run_dir_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = _cli([f"hydra.run.dir={blocker / 'run'}"], cwd=tmp_path)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    assert err.strip() == (f"error: hydra.run.dir={blocker / 'run'}: cannot create the run "
+                           "folder (Not a directory)")

@@ -194,19 +194,25 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
     finally:
         executor.shutdown()
         progress.close()
-        if rank == 0:  # reward_curve.png, best_architecture.png (+ W&B images)
-            draw_search(run_dir, engine.records, recorder.best, progress.baselines, logger)
-        if rank == 0:
-            strategy.finish(run_dir)  # a strategy's own results (NetAdapt)
-        summary = _finish(cfg, run_dir, engine.records, recorder, probe, logger, rank, start,
-                          folder.status(completed), engine.repeats.reused)
-        for callback in engine.callbacks:
-            callback.on_search_end(engine.records)
-        if cfg.search.get("rank_digest"):
-            digest_dir = run_dir / "rank_digest"
-            digest_dir.mkdir(parents=True, exist_ok=True)
-            digest = next((c.rows for c in engine.callbacks if isinstance(c, DigestCallback)), [])
-            (digest_dir / f"rank{rank}.json").write_text(json.dumps(digest))
+        try:  # an error on the way out (a full disk) must not hide the one that ended the run
+            if rank == 0:  # reward_curve.png, best_architecture.png (+ W&B images)
+                draw_search(run_dir, engine.records, recorder.best, progress.baselines, logger)
+            if rank == 0:
+                strategy.finish(run_dir)  # a strategy's own results (NetAdapt)
+            summary = _finish(cfg, run_dir, engine.records, recorder, probe, logger, rank, start,
+                              folder.status(completed), engine.repeats.reused)
+            for callback in engine.callbacks:
+                callback.on_search_end(engine.records)
+            if cfg.search.get("rank_digest"):
+                digest_dir = run_dir / "rank_digest"
+                digest_dir.mkdir(parents=True, exist_ok=True)
+                digest = next((c.rows for c in engine.callbacks
+                               if isinstance(c, DigestCallback)), [])
+                (digest_dir / f"rank{rank}.json").write_text(json.dumps(digest))
+        except Exception as err:
+            if completed:
+                raise
+            log.warning("the run folder was not finished: %s", one_line(err))
     return SearchResult(run_dir, records, recorder.best, strategy, space,
                         time.perf_counter() - start, summary)
 

@@ -36,6 +36,8 @@ import logging
 import math
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +82,25 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Give an ``OSError`` raised without a file name (a write, an fsync) ``path``'s name.
+
+    ``write`` and ``fsync`` report a full disk without saying which file;
+    the one-line error of the entry point names it from here.
+    """
+    try:
+        yield
+    except OSError as err:
+        if err.filename is not None or err.errno is None:
+            raise
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace ``path`` by ``data``: a crash leaves the old or the new file, never a mix."""
     tmp = path.with_name(path.name + ".tmp")
-    with critical():
+    with critical(), naming(path):
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
@@ -162,7 +179,7 @@ class RunRecorder:
         if not self.enabled:
             return
         line = _dumps(record) + b"\n"
-        with critical():
+        with critical(), naming(self.children_path):
             fault_point("children.before")
             created = not self.children_path.exists()
             with open(self.children_path, "ab") as f:
@@ -274,7 +291,7 @@ def recover_children(run_dir: str | Path) -> list[dict[str, Any]]:
     data = path.read_bytes()
     records, good = _parse_children(path, data)
     if good < len(data):
-        with critical(), open(path, "r+b") as f:
+        with critical(), naming(path), open(path, "r+b") as f:
             f.truncate(good)
             f.flush()
             os.fsync(f.fileno())

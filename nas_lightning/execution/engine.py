@@ -35,7 +35,7 @@ from nas_lightning.errors import ConfigError
 from nas_lightning.execution.base import Executor, Result, Shipped, Trial
 from nas_lightning.execution.repeats import Repeats
 from nas_lightning.genotypes.base import genotype_from_dict, genotype_to_dict
-from nas_lightning.search.records import RunRecorder
+from nas_lightning.search.records import RunRecorder, fault_point
 from nas_lightning.spaces.base import SearchSpace
 from nas_lightning.strategies.base import Proposal, Strategy
 
@@ -226,6 +226,7 @@ class Engine:
             proposal = self.strategy.ask()
             known = self.repeats.reuse(proposal.actions)
             if known is not None:  # told its recorded reward: no child, ask again
+                fault_point("engine.reuse")  # tests: killed inside a stretch of reuses
                 for callback in self.callbacks:
                     callback.on_repeat(proposal, known, self.repeats.reused)
                 continue

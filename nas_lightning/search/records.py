@@ -23,7 +23,8 @@ process with SIGKILL the ``n``-th time it reaches ``<point>``. Points:
 ``children.before``, ``children.torn`` (half a line written and fsynced),
 ``children.after``, ``strategy.before_replace``, ``strategy.after`` and
 ``<file stem>.before_replace`` for ``best``, ``config``, ``summary`` and
-``run``; and ``wandb.log``, which does not kill but makes the W&B logger's
+``run``; ``engine.reuse`` (a proposal about to be told a recorded reward,
+``search.repeats=reuse``); and ``wandb.log``, which does not kill but makes the W&B logger's
 ``n``-th child log raise ``RuntimeError``, as when the W&B service dies
 mid-search.
 """

@@ -17,13 +17,20 @@ as far as the run folder can tell: own pid, own signal handlers, killed for
 real). Searches started together are run as separate interpreters instead, so
 that each draws its own folder name.
 
+Trials with reuses run a table search (``search.repeats=reuse``, children
+looked up, not trained) whose controller soon proposes architectures it has
+already trained: killed inside stretches of reused proposals
+(``engine.reuse:<n>``), with a torn last line, with ``strategy.pt`` ahead of
+the records, deleted, or replaced by an older copy of the same run; and
+killed at random moments.
+
 W&B trials log with the real ``wandb`` library and no server: online without
 an API key, with a fake key (no server answers), with a ``WANDB_BASE_URL``
 that refuses connections, and with ``run.log`` failing after the second
 child (``NAS_LIGHTNING_FAULT=wandb.log:2``). Each must finish (exit 0) with
 the same children as a search logging to CSV, and say what failed.
 
-    python tests/fault_harness.py [--random 14] [--seed 0]   # prints the table
+    python tests/fault_harness.py [--random 14] [--reuse-random 4] [--seed 0]   # the table
 """
 
 from __future__ import annotations

@@ -412,3 +412,17 @@ def test_an_unusable_hydra_run_dir_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert err.strip() == (f"error: hydra.run.dir={blocker / 'run'}: cannot create the run "
                            "folder (Not a directory)")
+
+
+def test_a_batch_search_with_reuses_replays_its_batches(tmp_path):
+    batch = ["search.mode=batch", "search.batch_size=2"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    summary = run_search(table_cfg(full, *REUSES, *batch, "search.num_children=10")).summary
+    assert summary["reused"] > 0
+    shutil.copytree(full, part)
+    (part / "strategy.pt").unlink()
+    result = run_search(resume_config(table_cfg(part, *REUSES, *batch, f"resume={part}"), []))
+    assert outcome(part) == outcome(full)
+    assert result.summary["reused"] == summary["reused"]
+    told = [torch.load(run / "strategy.pt", weights_only=True)["num_told"] for run in (full, part)]
+    assert told[0] == told[1]

@@ -143,27 +143,39 @@ class Engine:
         """Bring the strategy level with children it has not asked yet, training nothing.
 
         As the search did: ask (proposals of a known architecture are told its
-        recorded reward, as ``search.repeats=reuse`` did live), check that the
-        next trained proposal is the recorded child, and tell its recorded
-        reward. Children are replayed one at a time, in index order, as a
-        search that trains one child at a time asked and told them.
+        recorded reward, as ``search.repeats=reuse`` did live), check that each
+        trained proposal is the recorded child, and tell the recorded rewards:
+        one child at a time in async mode (a search that trains one child at
+        a time), ``batch_size`` children together in batch mode.
         """
         teller = self.replay or ControllerCallback(self.strategy)
-        for c in list(self.done.values()):  # told before the next ask, as live
+        done = list(self.done.values())  # recorded, not told: told before the next ask
+        for c in done:
             del self.done[c.trial.index], self.pending[c.trial.index]
-            teller.on_children_end([c])
-        for record in sorted(records, key=lambda r: r["index"]):
-            if record["index"] != self.next_index:
-                raise ConfigError(
-                    "resume", f"cannot replay child {record['index']}: the records skip child "
-                    f"{self.next_index}; restore the run's strategy.pt"
-                )
-            proposal = self._replay_ask(record, teller)
-            trial = Trial(self.next_index, proposal, seed=self.seed + self.next_index)
-            self.next_index += 1
-            self._remember(record)
-            teller.on_children_end([FinishedChild(trial, _result_of(record), record["reward"],
-                                                  record)])
+        for group in ([done] if self.mode == "batch" else [[c] for c in done]):
+            if group:
+                teller.on_children_end(group)
+        order = {r["index"]: i for i, r in enumerate(records)}  # recorded (and told) in this order
+        ahead = sorted(records, key=lambda r: r["index"])
+        size = self.batch_size if self.mode == "batch" else 1
+        for start in range(0, len(ahead), size):
+            group = []
+            for record in ahead[start:start + size]:
+                if record["index"] != self.next_index:
+                    raise ConfigError(
+                        "resume", f"cannot replay child {record['index']}: the records skip "
+                        f"child {self.next_index}; restore the run's strategy.pt"
+                    )
+                proposal = self._replay_ask(record, teller)
+                trial = Trial(self.next_index, proposal, seed=self.seed + self.next_index)
+                self.pending[trial.index] = trial
+                self.next_index += 1
+                group.append(FinishedChild(trial, _result_of(record), record["reward"], record))
+            group.sort(key=lambda c: order[c.trial.index])
+            for c in group:
+                self._remember(c.record)
+                del self.pending[c.trial.index]
+            teller.on_children_end(group)
         self.save_state()  # the folder's state is level with its records again
 
     def _replay_ask(self, record: dict[str, Any], teller: SearchCallback) -> Proposal:

@@ -66,7 +66,8 @@ class ControllerCallback(SearchCallback):
         logger: a :class:`~nas_lightning.search.loggers.SearchLogger`; each child's
             row carries the update's statistics (``controller/*``). None: no logging.
         failed_reward: reward told for a failed or diverged child; None: the
-            strategy is not told about it.
+            child is told ``None`` (an invalid architecture, never learned from
+            as if it had a reward; every strategy handles it).
     """
 
     def __init__(
@@ -78,8 +79,8 @@ class ControllerCallback(SearchCallback):
 
     def reward_to_tell(self, child: FinishedChild) -> Any:
         """The value told for a child: its reward (or a multi-objective strategy's
-        pick from its metrics), ``failed_reward`` for a failed child, or None
-        (not told)."""
+        pick from its metrics), or ``failed_reward`` for a failed child (None:
+        an invalid architecture)."""
         if child.record["status"] == "ok":
             pick = getattr(self.strategy, "objective_values", None)  # NSGA-II: objectives
             if pick is None:
@@ -97,9 +98,9 @@ class ControllerCallback(SearchCallback):
         return child.stats
 
     def on_children_end(self, children: Sequence[FinishedChild]) -> None:
-        told = [(c, r) for c in children if (r := self.reward_to_tell(c)) is not None]
+        told = [(c, self.reward_to_tell(c)) for c in children]
         # A growing space (NAS-RL) scores one depth at a time: one tell per depth.
-        groups: dict[Any, list[tuple[FinishedChild, float]]] = {}
+        groups: dict[Any, list[tuple[FinishedChild, Any]]] = {}
         for c, r in told:
             groups.setdefault(c.trial.proposal.info.get("steps"), []).append((c, r))
         for group in groups.values():

@@ -15,12 +15,21 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from nas_lightning import utils
-from nas_lightning.entry import EXIT_USAGE, check_overrides, one_line_errors
+from nas_lightning.entry import (
+    EXIT_TEMPFAIL,
+    EXIT_USAGE,
+    check_overrides,
+    describe,
+    exit_status,
+    exit_with,
+    one_line_errors,
+)
 from nas_lightning.search.signals import PROCESS_TOKEN, SearchInterrupted
 
 # Exit status of a search (README, "What a run folder guarantees").
-EXIT_BAD_CONFIG = EXIT_USAGE  # one line: a bad value or key, a missing file, a full disk
+EXIT_BAD_CONFIG = EXIT_USAGE  # one line: a bad value or key, a missing file
 EXIT_ALL_FAILED = 3
+EXIT_FULL_DISK = EXIT_TEMPFAIL  # one line naming the file; free space, then resume
 
 # `resume=<run>` continues in that run's folder instead of a new dated one.
 OmegaConf.register_new_resolver("resume_or", lambda resume, new: resume or new, replace=True)
@@ -38,21 +47,21 @@ def search_task(cfg: DictConfig) -> float | None:
     """Run (or resume) the configured search.
 
     Exit status: 0 finished, 2 bad config or unusable run folder, 3 every
-    child failed, 128 + signal when interrupted (130 Ctrl-C, 143 SIGTERM):
-    the folder is then resumable.
+    child failed, 75 disk full, 128 + signal when interrupted (130 Ctrl-C,
+    143 SIGTERM): the folder is then resumable.
     """
     from nas_lightning.search.progress import print_banner
+    from nas_lightning.search.resume import resume_config
 
+    run_dir = cfg.resume or cfg.run_dir
+    if cfg.resume:
+        cfg = resume_config(cfg)  # the banner shows the run's own config
     print_banner(cfg)  # before torch is imported: what will run, in the first second
     from hydra.utils import instantiate
 
     from nas_lightning.search.loop import run_search
-    from nas_lightning.search.resume import resume_config
 
-    run_dir = cfg.resume or cfg.run_dir
     try:
-        if cfg.resume:
-            cfg = resume_config(cfg)
         # A search with its own runner (experiment=enas) replaces the standalone loop.
         run = instantiate(cfg.search.runner) if cfg.search.get("runner") else run_search
         result = run(cfg)
@@ -60,6 +69,11 @@ def search_task(cfg: DictConfig) -> float | None:
         print(f"interrupted ({stop}): resume with python search.py resume={run_dir}",
               file=sys.stderr)
         sys.exit(stop.exit_code)
+    except OSError as err:
+        if exit_status(err) != EXIT_FULL_DISK:
+            raise
+        exit_with(f"{describe(err)}; free space, then resume with python search.py "
+                  f"resume={run_dir}", EXIT_FULL_DISK)
     if result.summary.get("status") == "failed":
         first = next((r.get("error") for r in result.records if r.get("error")), None)
         print(f"error: all {len(result.records)} children failed (first: {first}); "

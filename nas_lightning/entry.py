@@ -1,7 +1,9 @@
 """What ``search.py`` and ``train.py`` share: one line per known error, exit status 2.
 
-A user's mistake (a bad value, a missing file, an unknown key, a full disk)
-gets ``error: <what and where>`` on stderr, not a traceback; set
+A user's mistake (a bad value, a missing file, an unknown key) gets
+``error: <what and where>`` on stderr, not a traceback, and exit status 2; a
+full disk gets the same line naming the file, and exit status 75 (free space,
+then resume: nothing in the command is wrong). Set
 ``NAS_LIGHTNING_TRACEBACK=1`` to see the traceback anyway. Errors that are
 not the user's (bugs) keep their traceback.
 """
@@ -22,6 +24,9 @@ from nas_lightning.errors import ConfigError, GenotypeError, first_line
 from nas_lightning.utils import config_dir
 
 EXIT_USAGE = 2
+# A full disk or quota: nothing to fix in the command; free space and resume (sysexits EX_TEMPFAIL).
+EXIT_TEMPFAIL = 75
+_TRANSIENT = (errno.ENOSPC, errno.EDQUOT)
 TRACEBACK_ENV = "NAS_LIGHTNING_TRACEBACK"
 
 
@@ -63,14 +68,22 @@ def describe(err: BaseException) -> str | None:
     return None
 
 
-def exit_with(message: str) -> None:
-    """Print ``error: message`` to stderr and exit with status 2."""
+def exit_status(err: BaseException) -> int:
+    """2 for an error in the command or its input, 75 for a full disk (retry later)."""
+    if isinstance(err, OSError) and err.errno in _TRANSIENT:
+        return EXIT_TEMPFAIL
+    return EXIT_USAGE
+
+
+def exit_with(message: str, status: int = EXIT_USAGE) -> None:
+    """Print ``error: message`` to stderr and exit with ``status`` (2: fix the command)."""
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USAGE)
+    sys.exit(status)
 
 
 def one_line_errors(main: Callable[..., T]) -> Callable[..., T]:
-    """Decorate an entry point: known errors become ``error: ...`` and exit status 2."""
+    """Decorate an entry point: known errors become ``error: ...`` and exit status 2
+    (75 for a full disk: :func:`exit_status`)."""
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> T:
@@ -80,7 +93,7 @@ def one_line_errors(main: Callable[..., T]) -> Callable[..., T]:
             message = describe(err)
             if message is None or os.environ.get(TRACEBACK_ENV):
                 raise
-            exit_with(message)
+            exit_with(message, exit_status(err))
             raise  # unreachable: exit_with exits
 
     return wrapper
@@ -105,13 +118,14 @@ def _keys(node: Any, prefix: str = "") -> Iterable[str]:
         yield from _keys(child, f"{full}.")
 
 
-def _known(config_name: str, conf_dir: Path) -> tuple[list[str], list[str]]:
-    """The dotted keys and the config groups of ``config_name`` as composed by default."""
+def _known(config_name: str, conf_dir: Path,
+           overrides: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """The dotted keys and the config groups of ``config_name`` composed with ``overrides``."""
     from hydra import compose, initialize_config_dir
 
     try:
         with initialize_config_dir(str(conf_dir), version_base="1.3"):
-            base = compose(config_name, return_hydra_config=True)
+            base = compose(config_name, overrides=overrides or [], return_hydra_config=True)
     except Exception:  # the suggestion is a nicety; the error stands without it
         return [], []
     groups = [g for g in base.hydra.runtime.choices if not str(g).startswith("hydra/")]
@@ -134,6 +148,7 @@ def override_error(
     """One line for an override Hydra rejected, with the close key it probably meant."""
     from hydra.errors import MissingConfigException, OverrideParseException
 
+    conf_dir = conf_dir or config_dir()
     text = str(err).strip()
     if isinstance(err, MissingConfigException) and err.options:
         bad = next((o for o in overrides if o.split("=", 1)[0].lstrip("+~") in text), None)
@@ -147,8 +162,16 @@ def override_error(
         return f"cannot parse the overrides {' '.join(overrides)!r}: {first_line(err)}"
     if text.startswith("Could not override '"):
         key = text[len("Could not override '"):].split("'", 1)[0]
-        keys, groups = _known(config_name, conf_dir or config_dir())
-        near = _suggest(key, sorted(set(keys) | set(groups)))
+        rest = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
+        keys, groups = _known(config_name, conf_dir, rest)  # the config this command gets
+        if rest and not keys:  # another override fails too: the default config
+            keys, groups = _known(config_name, conf_dir)
+        near = _suggest(key, sorted((set(keys) | set(groups)) - {key}))
+        if key not in keys and rest and key in _known(config_name, conf_dir)[0]:
+            chosen = [o for o in rest if o.split("=", 1)[0].lstrip("+~") in groups]
+            used = f" with {' '.join(chosen)}" if chosen else " with these overrides"
+            return (f"key {key!r} is not used by {config_name}.py{used} (the default config "
+                    "has it; this space or experiment does not)")
         what = "config group" if key in groups or near in groups else "key"
         hint = f"; did you mean {near!r}?" if near else ""
         if what == "config group":
@@ -176,3 +199,18 @@ def check_overrides(config_name: str, argv: list[str], conf_dir: Path | None = N
             compose(config_name, overrides=argv)
     except HydraException as err:
         exit_with(override_error(err, config_name, argv, conf_dir))
+    _check_run_dir(argv)
+
+
+def _check_run_dir(argv: list[str]) -> None:
+    """Create ``hydra.run.dir`` as Hydra would, with one line if it cannot be."""
+    for item in argv:
+        key, _, value = item.partition("=")
+        if key.lstrip("+~") != "hydra.run.dir" or not value or "${" in value:
+            continue
+        try:
+            Path(value).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            reason = err.strerror or first_line(err)
+            exit_with(f"hydra.run.dir={value}: cannot create the run folder ({reason})",
+                      exit_status(err))

@@ -17,13 +17,20 @@ as far as the run folder can tell: own pid, own signal handlers, killed for
 real). Searches started together are run as separate interpreters instead, so
 that each draws its own folder name.
 
+Trials with reuses run a table search (``search.repeats=reuse``, children
+looked up, not trained) whose controller soon proposes architectures it has
+already trained: killed inside stretches of reused proposals
+(``engine.reuse:<n>``), with a torn last line, with ``strategy.pt`` ahead of
+the records, deleted, or replaced by an older copy of the same run; and
+killed at random moments.
+
 W&B trials log with the real ``wandb`` library and no server: online without
 an API key, with a fake key (no server answers), with a ``WANDB_BASE_URL``
 that refuses connections, and with ``run.log`` failing after the second
 child (``NAS_LIGHTNING_FAULT=wandb.log:2``). Each must finish (exit 0) with
 the same children as a search logging to CSV, and say what failed.
 
-    python tests/fault_harness.py [--random 14] [--seed 0]   # prints the table
+    python tests/fault_harness.py [--random 14] [--reuse-random 4] [--seed 0]   # the table
 """
 
 from __future__ import annotations
@@ -54,6 +61,52 @@ CONFIG = [
     "model.filters=4",
     "search.num_threads=1",
 ]
+# Searches with reused proposals (search.repeats=reuse): a 16-architecture table space and a
+# controller that soon repeats itself; children are looked up in the table, after a short sleep
+# so that a random kill can land inside one.
+REUSE_CHILDREN = 8
+REUSE_CONFIG = [
+    "logger=csv",
+    f"search.num_children={REUSE_CHILDREN}",
+    "runner=table",
+    "runner.seconds=0.3",
+    "search_space.num_blocks=1",
+    "search_space.ops=[identity]",
+    "search_space.combines=[add]",
+    "strategy.lr=0.2",
+    "search.reuse_limit=3",
+    "search.num_threads=1",
+]
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The search every trial of a kind runs: its config and budget."""
+
+    name: str
+    config: tuple[str, ...]
+    num_children: int
+
+
+PLAIN = Setup("plain", tuple(CONFIG), NUM_CHILDREN)
+REUSED = Setup("reuse", tuple(REUSE_CONFIG), REUSE_CHILDREN)
+# Each trial with reuses: steps in order, each a fault point that kills a run of the search
+# (`engine.reuse:n`: the n-th reused proposal of that run) or a change made to the folder
+# between two runs: `rm-state` (strategy.pt lost), `drop-last` (the last record lost:
+# strategy.pt is ahead of the records), `keep-state` / `put-back-state` (an older strategy.pt
+# of the same run put back). The search is then resumed to the end.
+REUSE_TRIALS = {
+    "killed in reuse stretches": ["engine.reuse:2", "engine.reuse:3", "engine.reuse:2"],
+    "torn last line after reuses": ["engine.reuse:2", "children.torn:2"],
+    "strategy.pt ahead of the records": ["strategy.after:12", "drop-last"],
+    "strategy.pt missing": ["engine.reuse:3", "rm-state"],
+    "older strategy.pt put back": ["children.after:2", "keep-state", "engine.reuse:4",
+                                   "put-back-state"],
+}
+# The fast test runs the first of these; the rest are slow.
+REUSE_FAST = ["strategy.pt missing"]
+# Random kill -9 trials of searches with reuses (2 kills each).
+REUSE_RANDOM_KILLS = 4
 # Each named trial: the fault points that kill successive runs of one search, in order.
 NAMED = [
     ["children.before:2", "children.torn:1"],
@@ -92,6 +145,14 @@ def _serve() -> None:
     import torch  # noqa: F401
 
     import nas_lightning.search.loop  # noqa: F401
+
+    try:  # the figures every search draws at its end
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+    except ImportError:  # pragma: no cover - drawing is optional
+        pass
 
     out = sys.stdout
     ended: dict[int, int] = {}  # exit status of each reaped search
@@ -222,26 +283,27 @@ def _sequence(run: Path) -> list:
     return [(r["index"], r["actions"], r["reward"], r["status"]) for r in rows]
 
 
-def _args(run: Path) -> list[str]:
+def _args(run: Path, setup: Setup = PLAIN) -> list[str]:
     """Resume when the folder holds a config, else start afresh (killed before it wrote one)."""
     if (run / "config.yaml").is_file():
-        return [f"resume={run}", f"search.num_children={NUM_CHILDREN}"]
-    return [*CONFIG, f"hydra.run.dir={run}"]
+        return [f"resume={run}", f"search.num_children={setup.num_children}"]
+    return [*setup.config, f"hydra.run.dir={run}"]
 
 
-def _finish(z: Zygote, t: Trial, run: Path, reference: list, log: Path) -> Trial:
+def _finish(z: Zygote, t: Trial, run: Path, reference: list, log: Path,
+            setup: Setup = PLAIN) -> Trial:
     """Resume until done (exit 0), then compare with the uninterrupted search."""
-    rc = z.wait(z.start(_args(run), run.parent, log))
+    rc = z.wait(z.start(_args(run, setup), run.parent, log))
     t.steps.append(rc)
     if rc != 0:
         t.bad_status.append(f"final resume exited {rc}")
-    return _compare(t, run, reference, rc)
+    return _compare(t, run, reference, rc, setup)
 
 
-def _compare(t: Trial, run: Path, reference: list, rc: int) -> Trial:
+def _compare(t: Trial, run: Path, reference: list, rc: int, setup: Setup = PLAIN) -> Trial:
     """Count lost and twice-recorded children; compare with the uninterrupted search."""
     got = _indices(run)
-    t.lost = len(set(range(NUM_CHILDREN)) - set(got))
+    t.lost = len(set(range(setup.num_children)) - set(got))
     t.duplicated = len(got) - len(set(got))
     t.identical = rc == 0 and _sequence(run) == reference
     summary = run / "summary.json"
@@ -250,13 +312,19 @@ def _compare(t: Trial, run: Path, reference: list, rc: int) -> Trial:
     return t
 
 
-def reference_run(z: Zygote, work: Path) -> list:
+def reference_run(z: Zygote, work: Path, setup: Setup = PLAIN) -> list:
     """The uninterrupted search; its pace sets how late random signals may come."""
-    run = work / "reference"
+    run = work / f"reference-{setup.name}"
+    log = work / f"{run.name}.log"
     start = time.time()
-    rc = z.wait(z.start([*CONFIG, f"hydra.run.dir={run}"], work, work / "reference.log"))
-    assert rc == 0, (work / "reference.log").read_text()[-3000:]
-    PACE["child"] = (time.time() - start) / (NUM_CHILDREN + 1)  # start-up counts as one
+    rc = z.wait(z.start([*setup.config, f"hydra.run.dir={run}"], work, log))
+    assert rc == 0, log.read_text()[-3000:]
+    PACE[setup.name] = (time.time() - start) / (setup.num_children + 1)  # start-up counts
+    if setup is PLAIN:
+        PACE["child"] = PACE[setup.name]
+    if setup is REUSED:
+        reused = json.loads((run / "summary.json").read_text())["reused"]
+        assert reused >= 10, f"the reference search reused {reused} proposals"
     return _sequence(run)
 
 
@@ -324,19 +392,21 @@ def _stop_after(z: Zygote, pid: int, run: Path, after: int, delay: float, signum
 
 
 def random_trial(z: Zygote, work: Path, rng: random.Random, number: int, reference: list,
-                 signum: int = signal.SIGKILL, stops: int = 2) -> Trial:
+                 signum: int = signal.SIGKILL, stops: int = 2, setup: Setup = PLAIN) -> Trial:
     kind = "random kill -9" if signum == signal.SIGKILL else "random SIGTERM"
+    if setup is not PLAIN:
+        kind += f" ({setup.name})"
     t = Trial(kind, f"{kind} #{number}")
-    run = work / f"{'kill' if signum == signal.SIGKILL else 'term'}-{number}"
+    run = work / f"{'kill' if signum == signal.SIGKILL else 'term'}-{setup.name}-{number}"
     log = work / f"{run.name}.log"
     expected = -signal.SIGKILL if signum == signal.SIGKILL else 128 + signum
     for _ in range(stops + 3):  # a search that ends before its signal gets another try
         done = len(_indices(run))
-        if t.kills >= stops or done >= NUM_CHILDREN:
+        if t.kills >= stops or done >= setup.num_children:
             break
-        after = rng.randint(done, NUM_CHILDREN - 1)
-        delay = rng.uniform(0.0, 0.9 * PACE["child"])  # lands before the next record
-        pid = z.start(_args(run), work, log)
+        after = rng.randint(done, setup.num_children - 1)
+        delay = rng.uniform(0.0, 0.9 * PACE[setup.name])  # lands before the next record
+        pid = z.start(_args(run, setup), work, log)
         sent = _stop_after(z, pid, run, after, delay, signum)
         rc = z.wait(pid)
         t.steps.append(rc)
@@ -348,7 +418,38 @@ def random_trial(z: Zygote, work: Path, rng: random.Random, number: int, referen
             t.kills += 1  # -SIGTERM: before the search installed its handler (start-up)
         elif rc != 0:  # 0: it finished as the signal came
             t.bad_status.append(f"exited {rc} after {signal.Signals(signum).name}")
-    return _finish(z, t, run, reference, log)
+    return _finish(z, t, run, reference, log, setup)
+
+
+def reuse_trial(z: Zygote, work: Path, name: str, reference: list) -> Trial:
+    """A search with reused proposals, killed and damaged by the steps of ``REUSE_TRIALS[name]``."""
+    t = Trial("with reuses", f"reuses: {name}")
+    run = work / ("reuse-" + "".join(c if c.isalnum() else "-" for c in name))
+    log = work / f"{run.name}.log"
+    kept = run.parent / f"{run.name}.strategy.pt"
+    for step in REUSE_TRIALS[name]:
+        if ":" in step:  # a fault point: the run must die there
+            rc = z.wait(z.start(_args(run, REUSED), work, log, fault=step))
+            t.steps.append(rc)
+            if rc == -signal.SIGKILL:
+                t.kills += 1
+            else:
+                t.bad_status.append(f"{step}: exited {rc}, expected to be killed")
+            continue
+        t.kills += 1  # a change to the folder that the resume must survive
+        if step == "rm-state":
+            (run / "strategy.pt").unlink()
+        elif step == "drop-last":
+            lines = (run / "children.jsonl").read_bytes().splitlines(keepends=True)
+            (run / "children.jsonl").write_bytes(b"".join(lines[:-1]))
+        elif step == "keep-state":
+            t.kills -= 1  # a copy, no fault yet
+            shutil.copy(run / "strategy.pt", kept)
+        elif step == "put-back-state":
+            shutil.copy(kept, run / "strategy.pt")
+        else:
+            raise ValueError(f"unknown step {step!r}")
+    return _finish(z, t, run, reference, log, REUSED)
 
 
 def concurrent_resumes(z: Zygote, work: Path, reference: list) -> Trial:
@@ -394,12 +495,16 @@ def concurrent_starts(work: Path, reference: list) -> Trial:
 
 def run_all(work: Path, random_trials: int = RANDOM_KILLS, sigterm_trials: int = 2, seed: int = 0,
             named: list[list[str]] | None = None, concurrent: bool = True,
-            wandb: bool = True) -> list[Trial]:
+            wandb: bool = True, reuse_random: int = REUSE_RANDOM_KILLS) -> list[Trial]:
     rng = random.Random(seed)
     z = Zygote()
     try:
+        reused = reference_run(z, work, REUSED)
+        trials = [reuse_trial(z, work, name, reused) for name in REUSE_TRIALS]
+        trials += [random_trial(z, work, rng, i, reused, setup=REUSED)
+                   for i in range(reuse_random)]
         reference = reference_run(z, work)
-        trials = [named_trial(z, work, points, reference) for points in (named or NAMED)]
+        trials += [named_trial(z, work, points, reference) for points in (named or NAMED)]
         trials += [random_trial(z, work, rng, i, reference) for i in range(random_trials)]
         trials += [random_trial(z, work, rng, i, reference, signal.SIGTERM, stops=1)
                    for i in range(sigterm_trials)]
@@ -439,6 +544,8 @@ def main() -> None:
     parser.add_argument("--random", type=int, default=RANDOM_KILLS,
                         help="random kill -9 trials (2 kills each)")
     parser.add_argument("--sigterm", type=int, default=2, help="random SIGTERM trials")
+    parser.add_argument("--reuse-random", type=int, default=REUSE_RANDOM_KILLS,
+                        help="random kill -9 trials of searches with reused proposals")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the run folders")
     args = parser.parse_args()
@@ -448,7 +555,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="nas-faults-"))
     start = time.time()
     try:
-        trials = run_all(work, args.random, args.sigterm, args.seed)
+        trials = run_all(work, args.random, args.sigterm, args.seed,
+                         reuse_random=args.reuse_random)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

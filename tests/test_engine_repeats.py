@@ -7,6 +7,7 @@ import itertools
 import json
 import logging
 import random
+import shutil
 
 import conftest
 import pytest
@@ -263,3 +264,28 @@ def test_efficiency_benchmark_overrides_change_the_strategies_not_the_baselines(
     bench.evaluate(problem, ["random", "random_with_replacement", "ppo"], seeds=1, budgets=[4],
                    overrides=["strategy.batch_size=1"])
     assert overridden == [("ppo", ["strategy.batch_size=1"])]
+
+
+def test_a_failed_child_is_told_none_and_replayed_as_none(tmp_path, three_archs, tells,
+                                                         monkeypatch):
+    original = TableRunner.run
+
+    def fail_first(self, trial):
+        if trial.index == 0:
+            return Result.failure(trial, "RuntimeError: out of memory")
+        return original(self, trial)
+
+    monkeypatch.setattr(TableRunner, "run", fail_first)
+    over = ["search.num_children=5", "search.reuse_limit=2"]
+    full = run_search(table_cfg(tmp_path / "full", *over))
+    assert tells[0] == (tuple(full.records[0]["actions"]), None)  # README: failed -> None
+    assert full.strategy.num_told == len(tells)
+    live = list(tells)
+    part = tmp_path / "part"
+    shutil.copytree(tmp_path / "full", part)
+    (part / "strategy.pt").unlink()  # rebuilt from the records: the same tells, None included
+    tells.clear()
+    result = run_search(resume_config(table_cfg(part, *over, f"resume={part}"), overrides=[]))
+    assert tells == live
+    assert result.summary["reused"] == full.summary["reused"] > 0
+    assert [r["actions"] for r in read_children(part)] == [r["actions"] for r in full.records]

@@ -1,8 +1,8 @@
 """Fault injection: searches killed at named and random points resume to the same run.
 
-Slow (each search is a process; W&B trials use the real library, no server);
-the same trials print a table with `python tests/fault_harness.py` (README,
-"What a run folder guarantees").
+Slow but for one trial with reused proposals (each search is a process; W&B
+trials use the real library, no server); the same trials print a table with
+`python tests/fault_harness.py` (README, "What a run folder guarantees").
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ import pytest
 from fault_harness import (
     NAMED,
     RANDOM_KILLS,
+    REUSE_FAST,
+    REUSE_RANDOM_KILLS,
+    REUSE_TRIALS,
+    REUSED,
     WANDB,
     Zygote,
     concurrent_resumes,
@@ -21,10 +25,11 @@ from fault_harness import (
     named_trial,
     random_trial,
     reference_run,
+    reuse_trial,
     wandb_trial,
 )
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +50,7 @@ def check(trial) -> None:
     assert trial.identical, trial
 
 
+@slow
 @pytest.mark.parametrize("points", NAMED, ids=["+".join(p) for p in NAMED])
 def test_killed_inside_a_write(lab, points):
     z, work, reference = lab
@@ -53,12 +59,14 @@ def test_killed_inside_a_write(lab, points):
     check(trial)
 
 
+@slow
 @pytest.mark.parametrize("number", range(RANDOM_KILLS))
 def test_killed_at_a_random_moment(lab, number):
     z, work, reference = lab
     check(random_trial(z, work, random.Random(number), number, reference))
 
 
+@slow
 @pytest.mark.parametrize("number", range(2))
 def test_sigterm_at_a_random_moment(lab, number):
     z, work, reference = lab
@@ -66,6 +74,7 @@ def test_sigterm_at_a_random_moment(lab, number):
                        signal.SIGTERM, stops=1))
 
 
+@slow
 @pytest.mark.parametrize("name", list(WANDB))
 def test_wandb_failing(lab, name):
     """W&B failing at start or mid-run: the search finishes, exit 0, the same children."""
@@ -75,14 +84,42 @@ def test_wandb_failing(lab, name):
     check(trial)
 
 
+@slow
 def test_two_resumes_of_one_folder(lab):
     z, work, reference = lab
     trial = concurrent_resumes(z, work, reference)
     assert not trial.bad_status and trial.identical and not trial.duplicated, trial
 
 
+@slow
 def test_two_searches_started_together(lab):
     _, work, reference = lab
     trial = concurrent_starts(work, reference)
     assert not trial.bad_status and trial.identical, trial
     assert trial.lost == 0 and trial.duplicated == 0, trial
+
+
+@pytest.fixture(scope="module")
+def reuse_lab(tmp_path_factory):
+    """A zygote and the uninterrupted search with reused proposals."""
+    work = tmp_path_factory.mktemp("reuse-faults")
+    z = Zygote()
+    try:
+        yield z, work, reference_run(z, work, REUSED)
+    finally:
+        z.close()
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[] if n in REUSE_FAST[:1] else slow)
+                                  for n in REUSE_TRIALS])
+def test_killed_and_damaged_with_reuses(reuse_lab, name):
+    z, work, reference = reuse_lab
+    check(reuse_trial(z, work, name, reference))
+
+
+@slow
+@pytest.mark.parametrize("number", range(REUSE_RANDOM_KILLS))
+def test_killed_at_a_random_moment_with_reuses(reuse_lab, number):
+    z, work, reference = reuse_lab
+    check(random_trial(z, work, random.Random(200 + number), number, reference,
+                       setup=REUSED))

@@ -153,6 +153,15 @@ def test_unknown_overrides_get_one_line_with_the_close_key(name, argv, expected,
     assert expected in err
 
 
+def test_a_key_the_chosen_space_does_not_use_is_never_suggested_as_itself(capsys):
+    with pytest.raises(SystemExit) as info:
+        check_overrides("search", ["experiment=mnasnet", "model.filters=4"], CONF)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "did you mean 'model.filters'" not in err and "\n" not in err
+    assert "'model.filters' is not used by search.py with experiment=mnasnet" in err
+
+
 def test_good_overrides_and_hydra_flags_pass(capsys):
     check_overrides("search", ["controller.hidden=50", "logger=csv", "+extra.key=1"], CONF)
     check_overrides("search", ["-m", "controller.hidden=50,100"], CONF)  # left to Hydra
@@ -163,10 +172,10 @@ def test_good_overrides_and_hydra_flags_pass(capsys):
 # -- one line for errors from the file system and the input files -------------
 
 
-def _exits_with(func, capsys) -> str:
+def _exits_with(func, capsys, status: int = 2) -> str:
     with pytest.raises(SystemExit) as info:
         one_line_errors(func)()
-    assert info.value.code == 2
+    assert info.value.code == status
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
     return err
@@ -184,7 +193,7 @@ def test_read_only_or_full_disk_is_one_line_with_the_path(tmp_path, capsys):
     def full_disk():
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "children.jsonl"))
 
-    err = _exits_with(full_disk, capsys)
+    err = _exits_with(full_disk, capsys, status=75)  # not the command's fault: requeue
     assert "no space left on device" in err and "children.jsonl" in err
 
 

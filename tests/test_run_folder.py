@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY, compose_config
+from conftest import ROOT, TINY, compose_config, table_cfg
 from omegaconf import OmegaConf
 
 from nas_lightning.errors import ConfigError
@@ -270,3 +270,159 @@ def test_config_yaml_and_run_json_are_written_whole(base):
     assert state["run_folder"]["run_id"] == manifest["run_id"]
     assert state["run_folder"]["children"] == 3
     assert not list(base.glob("*.tmp"))
+
+
+# 7. Resume after reused proposals (search.repeats=reuse) -----------------------------------
+
+# A 16-architecture table space and a controller that soon repeats itself: many reuses.
+REUSES = ["search_space.ops=[identity]", "strategy.lr=0.2", "search.reuse_limit=3"]
+
+
+def table_resume(run: Path, num_children: int):
+    cfg = table_cfg(run, *REUSES, f"resume={run}")
+    return run_search(resume_config(cfg, [f"search.num_children={num_children}"]))
+
+
+def outcome(run: Path) -> list:
+    return [(r["index"], r["actions"], r["reward"], r["status"]) for r in read_children(run)]
+
+
+@pytest.fixture(scope="module")
+def reused(tmp_path_factory) -> tuple[Path, dict]:
+    """An uninterrupted 8-child table search with reuses, and its summary."""
+    run = tmp_path_factory.mktemp("reused") / "run"
+    result = run_search(table_cfg(run, *REUSES, "search.num_children=8"))
+    assert result.summary["reused"] >= 5
+    return run, result.summary
+
+
+def _missing_state(run: Path) -> None:
+    (run / "strategy.pt").unlink()
+
+
+def _torn_last_line(run: Path) -> None:  # strategy.pt is then ahead of the records
+    lines = (run / "children.jsonl").read_bytes().splitlines(keepends=True)
+    (run / "children.jsonl").write_bytes(b"".join(lines[:5]) + lines[5][:40])
+
+
+def _state_ahead(run: Path) -> None:  # the last record lost, after the state was saved
+    lines = (run / "children.jsonl").read_bytes().splitlines(keepends=True)
+    (run / "children.jsonl").write_bytes(b"".join(lines[:7]))
+
+
+@pytest.mark.parametrize("fault", [_missing_state, _torn_last_line, _state_ahead])
+def test_a_resume_after_reuses_replays_them(reused, tmp_path, fault):
+    base, summary = reused
+    run = copy_of(base, tmp_path)
+    fault(run)
+    result = table_resume(run, 8)
+    assert outcome(run) == outcome(base)
+    assert result.summary["reused"] == summary["reused"]
+    state = torch.load(run / "strategy.pt", weights_only=True)
+    assert state["num_told"] == torch.load(base / "strategy.pt", weights_only=True)["num_told"]
+
+
+def test_an_older_strategy_of_the_same_run_is_replayed_forward(reused, tmp_path):
+    base, _ = reused
+    run = tmp_path / "run"
+    run_search(table_cfg(run, *REUSES, "search.num_children=2"))
+    old = (run / "strategy.pt").read_bytes()
+    table_resume(run, 3)
+    (run / "strategy.pt").write_bytes(old)  # a backup of the same run put back
+    table_resume(run, 5)
+    assert [i for i, *_ in outcome(run)] == [0, 1, 2, 3, 4]
+    table_resume(run, 8)
+    assert outcome(run) == outcome(base)
+
+
+def test_a_refused_resume_leaves_the_folder_untouched(base, tmp_path):
+    run = copy_of(base, tmp_path, children=2)
+    other = tmp_path / "other"
+    run_search(tiny(other, "search.num_children=2"))
+    shutil.copy(other / "strategy.pt", run / "strategy.pt")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    with pytest.raises(ConfigError, match="belongs to another search"):
+        resume(run, 3)
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    assert after == before
+
+
+def test_resume_accepts_the_original_command_and_refuses_real_changes(base, tmp_path):
+    run = copy_of(base, tmp_path, children=2)
+    same = [*TINY, "search.num_children=3", "child.batch_size=64.0", "seed=0"]
+    assert len(resume(run, 3, *same).records) == 3  # the requeue pattern: same command + resume=
+    for change in ("child.batch_size=32", "seed=1", "strategy=random"):
+        with pytest.raises(ConfigError, match=f"cannot change '{change.split('=')[0]}'"):
+            resume(run, 4, change)
+
+
+# 8. Full disk, the resume banner, an unusable run folder on the command line ---------------
+
+
+def test_a_full_disk_names_the_file_exits_75_and_the_folder_resumes(tmp_path, monkeypatch,
+                                                                     capsys):
+    import errno
+
+    from nas_lightning.cli import EXIT_FULL_DISK, search_task
+    from nas_lightning.search import records
+
+    fsync = os.fsync
+    writes = []
+
+    def full_at_child_1(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("children.jsonl"):
+            writes.append(fd)
+            if len(writes) == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return fsync(fd)
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc to tell which file an fsync is for")
+    run, reference = tmp_path / "run", tmp_path / "reference"
+    monkeypatch.setattr(records.os, "fsync", full_at_child_1)
+    with pytest.raises(SystemExit) as stop:
+        search_task(table_cfg(run, "search.num_children=3"))
+    monkeypatch.undo()
+    assert stop.value.code == EXIT_FULL_DISK == 75
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: no space left on device: ") and "children.jsonl" in err
+    assert f"resume={run}" in err
+    table_resume_plain = resume_config(table_cfg(run, f"resume={run}"), [])
+    run_search(table_resume_plain)
+    run_search(table_cfg(reference, "search.num_children=3"))
+    assert outcome(run) == outcome(reference)
+
+
+def test_the_resume_banner_shows_the_run_s_own_config(tmp_path):
+    run = tmp_path / "run"
+    run_search(table_cfg(run, "search.num_children=3", "seed=5", "strategy=random"))
+    proc = _cli([f"resume={run}"], cwd=tmp_path)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    banner = out + err
+    assert "3 children (resuming after 3)" in banner and "seed 5" in banner, banner
+    assert "RandomSearch" in banner and "W&B" not in banner and "Wandb" not in banner
+
+
+def test_an_unusable_hydra_run_dir_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = _cli([f"hydra.run.dir={blocker / 'run'}"], cwd=tmp_path)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    assert err.strip() == (f"error: hydra.run.dir={blocker / 'run'}: cannot create the run "
+                           "folder (Not a directory)")
+
+
+def test_a_batch_search_with_reuses_replays_its_batches(tmp_path):
+    batch = ["search.mode=batch", "search.batch_size=2"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    summary = run_search(table_cfg(full, *REUSES, *batch, "search.num_children=10")).summary
+    assert summary["reused"] > 0
+    shutil.copytree(full, part)
+    (part / "strategy.pt").unlink()
+    result = run_search(resume_config(table_cfg(part, *REUSES, *batch, f"resume={part}"), []))
+    assert outcome(part) == outcome(full)
+    assert result.summary["reused"] == summary["reused"]
+    told = [torch.load(run / "strategy.pt", weights_only=True)["num_told"] for run in (full, part)]
+    assert told[0] == told[1]

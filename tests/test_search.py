@@ -94,7 +94,7 @@ def test_a_crashing_child_is_recorded_and_skipped(tiny_search_cfg, tmp_path, mon
     statuses = [r["status"] for r in result.records]
     assert statuses == ["failed", "ok"]
     assert "out of memory" in result.records[0]["error"]
-    assert result.strategy.num_told == 1  # the failed child was not told
+    assert result.strategy.num_told == 2  # the failed child is told None (invalid)
     assert result.best["index"] == 1
 
 

@@ -33,11 +33,12 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from nas_lightning.callbacks import FinishedChild, SearchCallback
+from nas_lightning.callbacks import ControllerCallback, FinishedChild, SearchCallback
+from nas_lightning.errors import ConfigError
 from nas_lightning.execution.base import Executor, Result, Shipped, Trial
 from nas_lightning.execution.repeats import Repeats, proposal_key, space_architectures
 from nas_lightning.genotypes.base import genotype_from_dict, genotype_to_dict
-from nas_lightning.search.records import RunRecorder
+from nas_lightning.search.records import RunRecorder, fault_point
 from nas_lightning.spaces.base import SearchSpace
 from nas_lightning.strategies.base import Proposal, Strategy
 
@@ -56,8 +57,9 @@ class Engine:
         record_fn: ``(trial, result, reward) -> record`` (one ``children.jsonl`` line).
         num_children: the budget, counted in children asked.
         mode: ``async`` or ``batch``; ``batch_size`` children per batch.
-        replay: ``(records) -> None`` for run folders saved without trials
-            in flight (the older format): replays asks and tells.
+        replay: the callback that tells replayed children and reused proposals
+            when the strategy is brought level with the records (the controller
+            callback without a logger); default: a plain ``ControllerCallback``.
         repeats: ``train`` or ``reuse`` (see the module's docstring).
         reuse_limit: reused proposals in a row after which the search stops.
     """
@@ -74,7 +76,7 @@ class Engine:
         num_children: int,
         mode: str = "async",
         batch_size: int = 1,
-        replay: Callable[[list[dict[str, Any]]], None] | None = None,
+        replay: SearchCallback | None = None,
         repeats: str = "train",
         reuse_limit: int = 50,
     ) -> None:
@@ -99,6 +101,11 @@ class Engine:
     def restore(self, records: list[dict[str, Any]], state: dict[str, Any] | None) -> None:
         """Continue from a run folder's records and its saved strategy state.
 
+        The state says how many children it has asked (``next_index``) and
+        which of them were in flight. Records of children it had not asked
+        (a state older than the records, or none at all) are replayed from
+        it: :meth:`_replay_records`.
+
         Args:
             records: the recorded children (this list becomes the engine's own).
             state: ``strategy.pt`` as saved by :meth:`save_state` (None: none, or
@@ -106,32 +113,96 @@ class Engine:
         """
         self.records = records
         self.next_index = len(records)
-        for r in records:
-            self._remember(r)
         if not records:
             if self.cfg.get("resume"):
                 log.info("resuming %s: no children recorded yet, starting afresh", self.run_dir)
             return
         state = dict(state) if state is not None else None
         engine = state.pop("engine", None) if state is not None else None
+        trials: dict[int, Trial] = {}
         if state is not None:
             self.strategy.load_state_dict(state)
-        if engine is None:  # saved without its trials in flight
-            if self.replay is not None:
-                self.replay(records)
-        else:
+        if engine is not None:
             self.next_index = int(engine["next_index"])
             self.repeats.load_state_dict(engine)
             trials = {t["index"]: trial_from_state(t) for t in engine["pending"]}
             self.pending.update(sorted(trials.items()))
-            for r in records:  # recorded but not told before the crash, in record order
-                trial = trials.pop(r["index"], None)
-                if trial is not None:
-                    result = Result(index=r["index"], status=r["status"], attempt=trial.attempt)
-                    self.done[trial.index] = FinishedChild(trial, result, r["reward"], r)
-            self.resubmit = list(trials.values())  # lost in flight: train them again
-        log.info("resuming %s after %d recorded children (%d to train again)", self.run_dir,
-                 len(records), len(self.resubmit))
+        else:  # no state (replay from the seed), or one saved without its trials in flight
+            self.next_index = self.strategy.num_proposed if state is not None else 0
+        seen = [r for r in records if r["index"] < self.next_index]
+        ahead = [r for r in records if r["index"] >= self.next_index]
+        for r in seen:
+            self._remember(r)
+            trial = trials.pop(r["index"], None)  # recorded but not told before the crash
+            if trial is not None:
+                result = Result(index=r["index"], status=r["status"], attempt=trial.attempt)
+                self.done[trial.index] = FinishedChild(trial, result, r["reward"], r)
+        if ahead:
+            self._replay_records(ahead)
+        self.resubmit = list(trials.values())  # lost in flight: train them again
+        log.info("resuming %s after %d recorded children (%d to train again%s)", self.run_dir,
+                 len(records), len(self.resubmit),
+                 f", {len(ahead)} replayed" if ahead else "")
+
+    def _replay_records(self, records: list[dict[str, Any]]) -> None:
+        """Bring the strategy level with children it has not asked yet, training nothing.
+
+        As the search did: ask (proposals of a known architecture are told its
+        recorded reward, as ``search.repeats=reuse`` did live), check that each
+        trained proposal is the recorded child, and tell the recorded rewards:
+        one child at a time in async mode (a search that trains one child at
+        a time), ``batch_size`` children together in batch mode.
+        """
+        teller = self.replay or ControllerCallback(self.strategy)
+        done = list(self.done.values())  # recorded, not told: told before the next ask
+        for c in done:
+            del self.done[c.trial.index], self.pending[c.trial.index]
+        for group in ([done] if self.mode == "batch" else [[c] for c in done]):
+            if group:
+                teller.on_children_end(group)
+        order = {r["index"]: i for i, r in enumerate(records)}  # recorded (and told) in this order
+        ahead = sorted(records, key=lambda r: r["index"])
+        size = self.batch_size if self.mode == "batch" else 1
+        for start in range(0, len(ahead), size):
+            group = []
+            for record in ahead[start:start + size]:
+                if record["index"] != self.next_index:
+                    raise ConfigError(
+                        "resume", f"cannot replay child {record['index']}: the records skip "
+                        f"child {self.next_index}; restore the run's strategy.pt"
+                    )
+                proposal = self._replay_ask(record, teller)
+                trial = Trial(self.next_index, proposal, seed=self.seed + self.next_index)
+                self.pending[trial.index] = trial
+                self.next_index += 1
+                group.append(FinishedChild(trial, _result_of(record), record["reward"], record))
+            group.sort(key=lambda c: order[c.trial.index])
+            for c in group:
+                self._remember(c.record)
+                del self.pending[c.trial.index]
+            teller.on_children_end(group)
+        self.save_state()  # the folder's state is level with its records again
+
+    def _replay_ask(self, record: dict[str, Any], teller: SearchCallback) -> Proposal:
+        """The next proposal to train (reused ones told on the way): ``record``'s."""
+        while self.strategy.can_ask(len(self.pending)) and not self.strategy.finished:
+            self.space.set_progress(self.next_index)
+            proposal = self.strategy.ask()
+            known = self.repeats.reuse(proposal.actions)
+            if known is not None:
+                teller.on_repeat(proposal, known, self.repeats.reused)
+                continue
+            if list(proposal.actions) != list(record["actions"]):
+                raise ConfigError(
+                    "resume",
+                    f"child {record['index']} replays as {list(proposal.actions)}, recorded "
+                    f"{record['actions']}: the config or seed differs from the original run",
+                )
+            return proposal
+        raise ConfigError(
+            "resume", f"child {record['index']} does not replay: the strategy stops before it "
+            "(the config or seed differs from the original run)"
+        )
 
     # -- the loop ---------------------------------------------------------------
     def run(self) -> None:
@@ -176,6 +247,7 @@ class Engine:
             proposal = self.strategy.ask()
             known = self.repeats.reuse(proposal_key(proposal.genotype, proposal.actions))
             if known is not None:  # told its recorded reward: no child, ask again
+                fault_point("engine.reuse")  # tests: killed inside a stretch of reuses
                 for callback in self.callbacks:
                     callback.on_repeat(proposal, known, self.repeats.reused)
                 continue
@@ -216,10 +288,7 @@ class Engine:
         actions = tuple(record["actions"])
         key = proposal_key(record.get("genotype"), actions)
         if result is None:  # from the run folder: the metrics the reward saw
-            extra = {k: v for k, v in (record.get("extra") or {}).items() if k != "timing"}
-            result = Result(index=record["index"], val_acc=record["val_acc"],
-                            val_curve=list(record.get("val_curve") or []),
-                            params=record.get("params"), extra=extra)
+            result = _result_of(record)
         trial = Trial(record["index"], Shipped(actions, record.get("genotype")), seed=0)
         self.repeats.add(key, FinishedChild(trial, result, record["reward"], record))
 
@@ -260,6 +329,16 @@ class Engine:
             "pending": [trial_to_state(t) for t in self.pending.values()],
         }
         self.recorder.save_strategy(state)
+
+
+def _result_of(record: dict[str, Any]) -> Result:
+    """A recorded child's result as the reward saw it (its metrics, without timings)."""
+    extra = {k: v for k, v in (record.get("extra") or {}).items() if k != "timing"}
+    ok = record["status"] == "ok"
+    return Result(index=record["index"], status=record["status"],
+                  val_acc=record["val_acc"] if ok else None,
+                  val_curve=list(record.get("val_curve") or []),
+                  params=record.get("params"), extra=extra, error=record.get("error"))
 
 
 def trial_to_state(trial: Trial) -> dict[str, Any]:

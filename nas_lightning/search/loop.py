@@ -96,30 +96,6 @@ def _reward(reward_fn: Callable[[ChildMetrics], float], result: Result) -> float
         return None
 
 
-def _replay(strategy: Strategy, space: SearchSpace, records: list[dict], failed_reward) -> None:
-    """Bring a restored strategy level with the recorded children (run folders
-    written before the engine saved its in-flight trials).
-
-    The strategy state on disk is saved after each child's ``tell``; a crash
-    between a child's record and that save leaves records the state has not
-    seen. Those are replayed: ``ask`` (the restored random state proposes the
-    same architecture again, which is checked) and ``tell`` the recorded
-    reward, with no training.
-    """
-    for record in records[strategy.num_proposed :]:
-        space.set_progress(record["index"])
-        proposal = strategy.ask()
-        if list(proposal.actions) != list(record["actions"]):
-            raise ConfigError(
-                "resume",
-                f"child {record['index']} replays as {list(proposal.actions)}, recorded "
-                f"{record['actions']}: the config or seed differs from the original run",
-            )
-        reward = record["reward"] if record["status"] == "ok" else failed_reward
-        if reward is not None:
-            strategy.tell(proposal, reward)
-
-
 def search_mode(cfg: DictConfig, executor: Executor) -> tuple[str, int]:
     """``search.mode`` and the batch size it implies (1 in async mode)."""
     mode = cfg.search.get("mode") or "async"
@@ -179,13 +155,14 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
     probe = getattr(runner, "probe", None)
 
     records = folder.records  # run folder checks: runfolder.py
-    recorder = RunRecorder(run_dir, enabled=rank == 0, run_id=folder.run_id, recorded=records)
+    recorder = RunRecorder(run_dir, enabled=rank == 0, run_id=folder.run_id, recorded=records,
+                           repair=False)
     engine = Engine(
         cfg, strategy, space, executor, recorder,
         reward_fn=lambda result: _reward(reward_fn, result),
         record_fn=_record,
         num_children=num_children, mode=mode, batch_size=batch_size,
-        replay=lambda records: _replay(strategy, space, records, failed_reward),
+        replay=ControllerCallback(strategy, None, failed_reward),  # no logging
         # run folders written before search.repeats existed trained every repeat
         repeats=cfg.search.get("repeats") or "train",
         reuse_limit=cfg.search.get("reuse_limit", 50),
@@ -194,8 +171,14 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
     progress = SearchProgress(cfg, num_children, done=len(records), enabled=rank == 0,
                               threads=threads).start()
 
-    try:
+    try:  # a refused resume leaves the folder as it was: nothing below is written
         engine.restore(records, folder.strategy_state() if records else None)
+    except BaseException:
+        executor.shutdown()
+        progress.close()
+        raise
+    try:
+        recorder.write_best()
         records = engine.records
         if rank == 0:
             folder.write_config(cfg)
@@ -211,19 +194,25 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
     finally:
         executor.shutdown()
         progress.close()
-        if rank == 0:  # reward_curve.png, best_architecture.png (+ W&B images)
-            draw_search(run_dir, engine.records, recorder.best, progress.baselines, logger)
-        if rank == 0:
-            strategy.finish(run_dir)  # a strategy's own results (NetAdapt)
-        summary = _finish(cfg, run_dir, engine.records, recorder, probe, logger, rank, start,
-                          folder.status(completed), engine.repeats.reused, engine.stopped)
-        for callback in engine.callbacks:
-            callback.on_search_end(engine.records)
-        if cfg.search.get("rank_digest"):
-            digest_dir = run_dir / "rank_digest"
-            digest_dir.mkdir(parents=True, exist_ok=True)
-            digest = next((c.rows for c in engine.callbacks if isinstance(c, DigestCallback)), [])
-            (digest_dir / f"rank{rank}.json").write_text(json.dumps(digest))
+        try:  # an error on the way out (a full disk) must not hide the one that ended the run
+            if rank == 0:  # reward_curve.png, best_architecture.png (+ W&B images)
+                draw_search(run_dir, engine.records, recorder.best, progress.baselines, logger)
+            if rank == 0:
+                strategy.finish(run_dir)  # a strategy's own results (NetAdapt)
+            summary = _finish(cfg, run_dir, engine.records, recorder, probe, logger, rank, start,
+                              folder.status(completed), engine.repeats.reused, engine.stopped)
+            for callback in engine.callbacks:
+                callback.on_search_end(engine.records)
+            if cfg.search.get("rank_digest"):
+                digest_dir = run_dir / "rank_digest"
+                digest_dir.mkdir(parents=True, exist_ok=True)
+                digest = next((c.rows for c in engine.callbacks
+                               if isinstance(c, DigestCallback)), [])
+                (digest_dir / f"rank{rank}.json").write_text(json.dumps(digest))
+        except Exception as err:
+            if completed:
+                raise
+            log.warning("the run folder was not finished: %s", one_line(err))
     return SearchResult(run_dir, records, recorder.best, strategy, space,
                         time.perf_counter() - start, summary)
 

@@ -102,9 +102,9 @@ def _threads_text(cfg: DictConfig, threads: int | None) -> str:
 
 def banner_lines(cfg: DictConfig, threads: int | None = None) -> list[str]:
     """What the search will do, in a few lines, from the config alone."""
-    choices = _choices()
-    total = _select(cfg, "search.num_children")
     resume = _select(cfg, "resume")
+    choices = {} if resume else _choices()  # this command's groups are not the run's
+    total = _select(cfg, "search.num_children")
     done = _recorded(resume)
     budget = f"{total} child{'ren' if total != 1 else ''}"
     if resume:

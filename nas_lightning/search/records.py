@@ -23,7 +23,8 @@ process with SIGKILL the ``n``-th time it reaches ``<point>``. Points:
 ``children.before``, ``children.torn`` (half a line written and fsynced),
 ``children.after``, ``strategy.before_replace``, ``strategy.after`` and
 ``<file stem>.before_replace`` for ``best``, ``config``, ``summary`` and
-``run``; and ``wandb.log``, which does not kill but makes the W&B logger's
+``run``; ``engine.reuse`` (a proposal about to be told a recorded reward,
+``search.repeats=reuse``); and ``wandb.log``, which does not kill but makes the W&B logger's
 ``n``-th child log raise ``RuntimeError``, as when the W&B service dies
 mid-search.
 """
@@ -36,6 +37,8 @@ import logging
 import math
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +83,25 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Give an ``OSError`` raised without a file name (a write, an fsync) ``path``'s name.
+
+    ``write`` and ``fsync`` report a full disk without saying which file;
+    the one-line error of the entry point names it from here.
+    """
+    try:
+        yield
+    except OSError as err:
+        if err.filename is not None or err.errno is None:
+            raise
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace ``path`` by ``data``: a crash leaves the old or the new file, never a mix."""
     tmp = path.with_name(path.name + ".tmp")
-    with critical():
+    with critical(), naming(path):
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
@@ -117,6 +135,7 @@ class RunRecorder:
         enabled: bool = True,
         run_id: str | None = None,
         recorded: list[dict[str, Any]] | None = None,
+        repair: bool = True,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.enabled = enabled
@@ -129,7 +148,16 @@ class RunRecorder:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         for record in recorded or []:
             self._is_best(record)
-        if enabled and self.best is not None:  # a crash may have come before best.json
+        if repair:
+            self.write_best()
+
+    def write_best(self) -> None:
+        """``best.json`` from the records (a crash may have come before it was written).
+
+        A search whose resume may still be refused passes ``repair=False`` and
+        calls this once the folder is accepted: a refused resume writes nothing.
+        """
+        if self.enabled and self.best is not None:
             atomic_write(self.run_dir / BEST, _dumps(self.best, indent=2))
 
     def _is_best(self, record: dict[str, Any]) -> bool:
@@ -152,7 +180,7 @@ class RunRecorder:
         if not self.enabled:
             return
         line = _dumps(record) + b"\n"
-        with critical():
+        with critical(), naming(self.children_path):
             fault_point("children.before")
             created = not self.children_path.exists()
             with open(self.children_path, "ab") as f:
@@ -264,7 +292,7 @@ def recover_children(run_dir: str | Path) -> list[dict[str, Any]]:
     data = path.read_bytes()
     records, good = _parse_children(path, data)
     if good < len(data):
-        with critical(), open(path, "r+b") as f:
+        with critical(), naming(path), open(path, "r+b") as f:
             f.truncate(good)
             f.flush()
             os.fsync(f.fileno())

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nas_lightning.errors import ConfigError
 from nas_lightning.search.records import MANIFEST, atomic_write
@@ -118,6 +118,29 @@ def _load_saved(run_dir: Path) -> DictConfig:
     return saved
 
 
+def _plain(node: Any) -> Any:
+    """A config value as plain data, resolved; numbers compare by value (64 == 64.0)."""
+    if isinstance(node, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def _unchanged(cfg: DictConfig, saved: DictConfig, key: str) -> bool:
+    """Whether this command's value of ``key`` is the one the run was saved with.
+
+    A key that names no node (a config group of the global package, such as
+    ``experiment``) is unchanged when the whole identity of the run is.
+    """
+    missing = object()
+    now = OmegaConf.select(cfg, key, default=missing, throw_on_missing=False)
+    then = OmegaConf.select(saved, key, default=missing, throw_on_missing=False)
+    if now is missing and then is missing:
+        return identity(cfg) == identity(saved)
+    if now is missing or then is missing:
+        return False
+    return _plain(now) == _plain(then)
+
+
 def resume_config(cfg: DictConfig, overrides: list[str] | None = None) -> DictConfig:
     """The saved config of ``cfg.resume``, with this command's overrides on top.
 
@@ -140,18 +163,18 @@ def resume_config(cfg: DictConfig, overrides: list[str] | None = None) -> DictCo
 
         overrides = list(HydraConfig.get().overrides.task)
     keys = [item.split("=", 1)[0].lstrip("+~") for item in overrides]
-    for key in keys:
-        if not key.startswith(_FREE):
-            raise ConfigError(
-                "resume",
-                f"cannot change {key!r} when resuming; only search.num_children, logger "
-                "and executor",
-            )
-    changes = [o for o, k in zip(overrides, keys, strict=True)
-               if k == "search.num_children" or k.startswith("logger.")]
     if isinstance(saved.get("run_dir"), str):  # paths into the folder follow it
         saved = OmegaConf.create(_rebase(OmegaConf.to_container(saved), saved.run_dir,
                                          str(run_dir)))
+    for key in keys:
+        if not key.startswith(_FREE) and not _unchanged(cfg, saved, key):
+            raise ConfigError(
+                "resume",
+                f"cannot change {key!r} when resuming; only search.num_children, logger "
+                "and executor (the command of the original run may be repeated as it was)",
+            )
+    changes = [o for o, k in zip(overrides, keys, strict=True)
+               if k == "search.num_children" or k.startswith("logger.")]
     merged = OmegaConf.merge(saved, OmegaConf.from_dotlist([o.lstrip("+") for o in changes]))
     if "logger" in keys:  # a new logger group: this command's, with its logger.* values
         merged.logger = cfg.get("logger")

@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nas_lightning.errors import ConfigError, GenotypeError
+from nas_lightning.errors import ConfigError, GenotypeError, TransientError
 
 EXIT_USAGE = 2
+EXIT_TRANSIENT = 75  # try again later (sysexits.h's EX_TEMPFAIL): a scheduler requeues
 TRACEBACK_ENV = "NAS_LIGHTNING_TRACEBACK"
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -34,7 +35,7 @@ def _first_line(err: BaseException) -> str:
 
 def describe(err: BaseException) -> str | None:
     """The one-line message of an error the user can fix, or None for a bug."""
-    if isinstance(err, (ConfigError, GenotypeError)):
+    if isinstance(err, (ConfigError, GenotypeError, TransientError)):
         return _first_line(err)
     if isinstance(err, RecursionError):
         return "input nested too deeply (Python's recursion limit); is a genotype file malformed?"
@@ -67,14 +68,18 @@ def describe(err: BaseException) -> str | None:
     return None
 
 
-def exit_with(message: str) -> None:
-    """Print ``error: message`` to stderr and exit with status 2."""
+def exit_with(message: str, status: int = EXIT_USAGE) -> None:
+    """Print ``error: message`` to stderr and exit with ``status`` (2: a usage error)."""
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USAGE)
+    sys.exit(status)
 
 
 def one_line_errors(main: Callable[..., T]) -> Callable[..., T]:
-    """Decorate an entry point: known errors become ``error: ...`` and exit status 2."""
+    """Decorate an entry point: known errors become ``error: ...`` and exit status 2.
+
+    A :class:`TransientError` (nothing answered in time) exits 75 instead: the
+    same command may work later.
+    """
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> T:
@@ -84,7 +89,7 @@ def one_line_errors(main: Callable[..., T]) -> Callable[..., T]:
             message = describe(err)
             if message is None or os.environ.get(TRACEBACK_ENV):
                 raise
-            exit_with(message)
+            exit_with(message, EXIT_TRANSIENT if isinstance(err, TransientError) else EXIT_USAGE)
             raise  # unreachable: exit_with exits
 
     return wrapper

@@ -304,3 +304,141 @@ def test_ctrl_c_stops_the_workers_and_the_run_resumes(cluster, tmp_path):
     _, err = resume.communicate(timeout=300)
     assert resume.returncode == 0, err[-2000:]
     assert sorted(r["index"] for r in read_children(run)) == [0, 1, 2]
+
+
+# -- starting and joining Ray: a private Ray, bounded waits, the search's own signals ---------
+
+
+class _Refused(Exception):
+    pass
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_address_null_starts_a_private_ray_not_the_recorded_cluster(monkeypatch):
+    """``ray.init()`` without an address joins the cluster ``ray start`` recorded."""
+    from nas_lightning.execution.ray_executor import RayExecutor
+
+    calls = []
+
+    def init(*args, **kwargs):
+        calls.append(kwargs)
+        raise _Refused("stop here")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    with pytest.raises(Exception):  # noqa: B017 - only the call to ray.init matters here
+        RayExecutor(None, None, num_cpus=1)
+    assert [c.get("address") for c in calls] == ["local"]
+
+
+def test_the_search_signal_handlers_survive_ray_init(monkeypatch):
+    from nas_lightning.execution.ray_executor import connect
+
+    def ours(signum, frame):
+        pass
+
+    def init(*args, **kwargs):  # what Ray does when it starts
+        signal.signal(signal.SIGTERM, lambda s, f: sys.exit(s))
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    monkeypatch.setattr(ray, "init", init)
+    previous = {s: signal.signal(s, ours) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        connect(None, 5, num_cpus=1)
+        assert signal.getsignal(signal.SIGTERM) is ours
+        assert signal.getsignal(signal.SIGINT) is ours
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def test_an_address_where_nothing_answers_is_one_transient_error(monkeypatch):
+    from nas_lightning.errors import TransientError
+    from nas_lightning.execution.ray_executor import RayExecutor
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    port = _closed_port()
+    start = time.time()
+    with pytest.raises(TransientError) as err:
+        RayExecutor(None, None, address=f"127.0.0.1:{port}", connect_timeout_s=3)
+    assert time.time() - start < 15
+    assert f"nothing answers at 127.0.0.1:{port}" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_ray_that_does_not_come_up_in_time_is_one_transient_error(monkeypatch):
+    from nas_lightning.errors import TransientError
+    from nas_lightning.execution.ray_executor import connect
+
+    stopped = []
+    monkeypatch.setattr(ray, "init", lambda *a, **k: time.sleep(60))
+    monkeypatch.setattr(ray, "shutdown", lambda: stopped.append(True))
+    start = time.time()
+    with pytest.raises(TransientError) as err:
+        connect(None, 1.0, num_cpus=1)
+    assert time.time() - start < 10
+    assert "within 1 s" in str(err.value) and stopped
+    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None, signal.default_int_handler)
+
+
+def test_a_failing_ray_start_is_one_transient_error_with_the_requeue_status(monkeypatch, capsys):
+    from nas_lightning.entry import EXIT_TRANSIENT, one_line_errors
+    from nas_lightning.execution.ray_executor import connect
+
+    def init(*args, **kwargs):
+        raise Exception("The current node timed out during startup. This could happen "
+                        "because some of the Ray processes failed to startup.\nmore")
+
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    with pytest.raises(SystemExit) as exit_:
+        one_line_errors(lambda: connect(None, 5, num_cpus=1))()
+    assert exit_.value.code == EXIT_TRANSIENT == 75
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: executor: could not start a local Ray: ")
+
+
+def test_state_dump_lines_are_left_out_of_what_ray_prints():
+    from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
+
+    from nas_lightning.execution.ray_executor import drop_state_dumps
+
+    printed = []
+    dispatcher.add_handler("ray_print_logs", lambda data: printed.append(data["lines"]))
+    try:
+        drop_state_dumps()
+        drop_state_dumps()  # twice (a second search in the process): still one filter
+        dispatcher.emit({"lines": ["[state-dump] NodeManager:", "child says hi",
+                                   "[2026] [state-dump] - num workers: 2"], "pid": 1})
+        dispatcher.emit({"lines": ["[state-dump] only"], "pid": 1})
+    finally:
+        dispatcher.remove_handler("ray_print_logs")
+    assert printed == [["child says hi"]]
+
+
+def test_ray_client_without_grpc_is_a_one_line_config_error(monkeypatch):
+    from nas_lightning.errors import ConfigError
+    from nas_lightning.execution.ray_executor import RayExecutor
+
+    monkeypatch.setitem(sys.modules, "grpc", None)  # import grpc fails
+    with pytest.raises(ConfigError, match=r'needs pip install "ray\[client\]"'):
+        RayExecutor(None, None, address="ray://127.0.0.1:10001")
+
+
+def test_the_ray_extra_installs_ray_client_and_admits_the_installed_ray():
+    import tomllib
+    from packaging.requirements import Requirement
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    [req] = [Requirement(r) for r in extras["ray"]]
+    assert req.name == "ray" and {"client", "default"} <= req.extras
+    assert req.specifier.contains(ray.__version__)

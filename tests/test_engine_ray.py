@@ -487,8 +487,9 @@ def _ray_env(tmpdir: str) -> dict[str, str]:
 
 def _ray_start(tmpdir: str, *args: str) -> None:
     ray_cli = str(Path(sys.executable).parent / "ray")
-    subprocess.run([ray_cli, "start", "--include-dashboard=false", "--disable-usage-stats",
-                    *args], env=_ray_env(tmpdir), check=True, capture_output=True, timeout=180)
+    head = ["--include-dashboard=false"] if "--head" in args else []
+    subprocess.run([ray_cli, "start", *head, "--disable-usage-stats", *args],
+                   env=_ray_env(tmpdir), check=True, capture_output=True, timeout=180)
 
 
 def _search(run: Path, tmpdir: str, *args: str) -> subprocess.Popen:
@@ -595,3 +596,22 @@ def test_a_lost_node_of_a_two_node_cluster_loses_no_child(ray_tmpdir, tmp_path):
     for index in retried:
         assert f"child {index}: its worker or node was lost" in out
     assert "[state-dump]" not in out
+
+
+@pytest.mark.slow
+def test_an_address_that_accepts_but_never_answers_ends_within_the_deadline():
+    """A port that accepts connections and says nothing: Ray alone retried for minutes."""
+    import socket
+
+    from nas_lightning.errors import TransientError
+    from nas_lightning.execution.ray_executor import connect
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        start = time.time()
+        with pytest.raises(TransientError, match="within 3 s"):
+            connect(f"127.0.0.1:{silent.getsockname()[1]}", 3)
+    # the deadline interrupts Ray between its own connect attempts (each up to about a minute)
+    assert time.time() - start < 3 + 90
+    assert not ray.is_initialized()

@@ -47,8 +47,9 @@ def search_task(cfg: DictConfig) -> float | None:
     """Run (or resume) the configured search.
 
     Exit status: 0 finished, 2 bad config or unusable run folder, 3 every
-    child failed, 75 disk full, 128 + signal when interrupted (130 Ctrl-C,
-    143 SIGTERM): the folder is then resumable.
+    child failed, 75 try again later (a full disk: free space and resume; something
+    needed did not answer in time), 128 + signal when interrupted (130 Ctrl-C, 143
+    SIGTERM): the folder is then resumable.
     """
     from nas_lightning.search.progress import print_banner
     from nas_lightning.search.resume import resume_config

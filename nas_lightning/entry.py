@@ -20,12 +20,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nas_lightning.errors import ConfigError, GenotypeError, first_line
+from nas_lightning.errors import ConfigError, GenotypeError, TransientError, first_line
 from nas_lightning.utils import config_dir
 
 EXIT_USAGE = 2
-# A full disk or quota: nothing to fix in the command; free space and resume (sysexits EX_TEMPFAIL).
+# Try again later (sysexits.h's EX_TEMPFAIL), a scheduler requeues: a full disk or
+# quota (free space, then resume), or something the search needs did not answer.
 EXIT_TEMPFAIL = 75
+EXIT_TRANSIENT = EXIT_TEMPFAIL
 _TRANSIENT = (errno.ENOSPC, errno.EDQUOT)
 TRACEBACK_ENV = "NAS_LIGHTNING_TRACEBACK"
 
@@ -35,7 +37,7 @@ T = TypeVar("T")
 
 def describe(err: BaseException) -> str | None:
     """The one-line message of an error the user can fix, or None for a bug."""
-    if isinstance(err, (ConfigError, GenotypeError)):
+    if isinstance(err, (ConfigError, GenotypeError, TransientError)):
         return first_line(err)
     if isinstance(err, RecursionError):
         return "input nested too deeply (Python's recursion limit); is a genotype file malformed?"
@@ -69,7 +71,10 @@ def describe(err: BaseException) -> str | None:
 
 
 def exit_status(err: BaseException) -> int:
-    """2 for an error in the command or its input, 75 for a full disk (retry later)."""
+    """2 for an error in the command or its input; 75 (retry later) for a full disk
+    or something that did not answer in time (:class:`TransientError`)."""
+    if isinstance(err, TransientError):
+        return EXIT_TEMPFAIL
     if isinstance(err, OSError) and err.errno in _TRANSIENT:
         return EXIT_TEMPFAIL
     return EXIT_USAGE
@@ -83,7 +88,7 @@ def exit_with(message: str, status: int = EXIT_USAGE) -> None:
 
 def one_line_errors(main: Callable[..., T]) -> Callable[..., T]:
     """Decorate an entry point: known errors become ``error: ...`` and exit status 2
-    (75 for a full disk: :func:`exit_status`)."""
+    (75, retry later, for a full disk or what did not answer in time: :func:`exit_status`)."""
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> T:

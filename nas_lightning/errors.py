@@ -41,3 +41,12 @@ class ConfigError(ValueError):
 
 class GenotypeError(ValueError):
     """A genotype (a file, a dict or a named one) is malformed or unknown."""
+
+
+class TransientError(RuntimeError):
+    """Something the search needs did not answer in time (a Ray cluster not up yet).
+
+    Nothing is wrong with the command: the same command may work later, so
+    the entry points exit with a status a scheduler requeues (75, as
+    ``EX_TEMPFAIL`` of sysexits.h).
+    """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -304,3 +305,313 @@ def test_ctrl_c_stops_the_workers_and_the_run_resumes(cluster, tmp_path):
     _, err = resume.communicate(timeout=300)
     assert resume.returncode == 0, err[-2000:]
     assert sorted(r["index"] for r in read_children(run)) == [0, 1, 2]
+
+
+# -- starting and joining Ray: a private Ray, bounded waits, the search's own signals ---------
+
+
+class _Refused(Exception):
+    pass
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_address_null_starts_a_private_ray_not_the_recorded_cluster(monkeypatch):
+    """``ray.init()`` without an address joins the cluster ``ray start`` recorded."""
+    from nas_lightning.execution.ray_executor import RayExecutor
+
+    calls = []
+
+    def init(*args, **kwargs):
+        calls.append(kwargs)
+        raise _Refused("stop here")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    with pytest.raises(Exception):  # noqa: B017 - only the call to ray.init matters here
+        RayExecutor(None, None, num_cpus=1)
+    assert [c.get("address") for c in calls] == ["local"]
+
+
+def test_the_search_signal_handlers_survive_ray_init(monkeypatch):
+    from nas_lightning.execution.ray_executor import connect
+
+    def ours(signum, frame):
+        pass
+
+    def init(*args, **kwargs):  # what Ray does when it starts
+        signal.signal(signal.SIGTERM, lambda s, f: sys.exit(s))
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    monkeypatch.setattr(ray, "init", init)
+    previous = {s: signal.signal(s, ours) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        connect(None, 5, num_cpus=1)
+        assert signal.getsignal(signal.SIGTERM) is ours
+        assert signal.getsignal(signal.SIGINT) is ours
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def test_an_address_where_nothing_answers_is_one_transient_error(monkeypatch):
+    from nas_lightning.errors import TransientError
+    from nas_lightning.execution.ray_executor import RayExecutor
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    port = _closed_port()
+    start = time.time()
+    with pytest.raises(TransientError) as err:
+        RayExecutor(None, None, address=f"127.0.0.1:{port}", connect_timeout_s=3)
+    assert time.time() - start < 15
+    assert f"nothing answers at 127.0.0.1:{port}" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_ray_that_does_not_come_up_in_time_is_one_transient_error(monkeypatch):
+    from nas_lightning.errors import TransientError
+    from nas_lightning.execution.ray_executor import connect
+
+    stopped = []
+    monkeypatch.setattr(ray, "init", lambda *a, **k: time.sleep(60))
+    monkeypatch.setattr(ray, "shutdown", lambda: stopped.append(True))
+    start = time.time()
+    with pytest.raises(TransientError) as err:
+        connect(None, 1.0, num_cpus=1)
+    assert time.time() - start < 10
+    assert "within 1 s" in str(err.value) and stopped
+    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None, signal.default_int_handler)
+
+
+def test_a_failing_ray_start_is_one_transient_error_with_the_requeue_status(monkeypatch, capsys):
+    from nas_lightning.entry import EXIT_TRANSIENT, one_line_errors
+    from nas_lightning.execution.ray_executor import connect
+
+    def init(*args, **kwargs):
+        raise Exception("The current node timed out during startup. This could happen "
+                        "because some of the Ray processes failed to startup.\nmore")
+
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    with pytest.raises(SystemExit) as exit_:
+        one_line_errors(lambda: connect(None, 5, num_cpus=1))()
+    assert exit_.value.code == EXIT_TRANSIENT == 75
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: executor: could not start a local Ray: ")
+
+
+def test_state_dump_lines_are_left_out_of_what_ray_prints():
+    from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
+
+    from nas_lightning.execution.ray_executor import drop_state_dumps
+
+    printed = []
+    dispatcher.add_handler("ray_print_logs", lambda data: printed.append(data["lines"]))
+    try:
+        drop_state_dumps()
+        drop_state_dumps()  # twice (a second search in the process): still one filter
+        dispatcher.emit({"lines": ["[state-dump] NodeManager:", "child says hi",
+                                   "[2026] [state-dump] - num workers: 2"], "pid": 1})
+        dispatcher.emit({"lines": ["[state-dump] only"], "pid": 1})
+    finally:
+        dispatcher.remove_handler("ray_print_logs")
+    assert printed == [["child says hi"]]
+
+
+def test_ray_client_without_grpc_is_a_one_line_config_error(monkeypatch):
+    from nas_lightning.errors import ConfigError
+    from nas_lightning.execution.ray_executor import RayExecutor
+
+    monkeypatch.setitem(sys.modules, "grpc", None)  # import grpc fails
+    with pytest.raises(ConfigError, match=r'needs pip install "ray\[client\]"'):
+        RayExecutor(None, None, address="ray://127.0.0.1:10001")
+
+
+def test_the_ray_extra_installs_ray_client_and_admits_the_installed_ray():
+    import tomllib
+    from packaging.requirements import Requirement
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    [req] = [Requirement(r) for r in extras["ray"]]
+    assert req.name == "ray" and {"client", "default"} <= req.extras
+    assert req.specifier.contains(ray.__version__)
+
+
+# -- faults with real processes: Rays of their own (RAY_TMPDIR), stopped by their PIDs -------
+
+
+def _pids_of(tmpdir: str) -> list[int]:
+    """This test's Ray processes and drivers: those whose environment names its folder."""
+    mark = f"RAY_TMPDIR={tmpdir}".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                if mark in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.fixture
+def ray_tmpdir():
+    """A Ray temp folder of this test's own: what `ray start` records there is seen only by
+    processes given the same RAY_TMPDIR; every process started with it is killed at the end
+    (never `ray stop`, which stops every Ray on the machine)."""
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths live here
+    yield path
+    for pid in _pids_of(path):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _ray_env(tmpdir: str) -> dict[str, str]:
+    return {**os.environ, "RAY_TMPDIR": tmpdir, "RAY_AUTH_MODE": "token",
+            "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+
+
+def _ray_start(tmpdir: str, *args: str) -> None:
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    head = ["--include-dashboard=false"] if "--head" in args else []
+    subprocess.run([ray_cli, "start", *head, "--disable-usage-stats", *args],
+                   env=_ray_env(tmpdir), check=True, capture_output=True, timeout=180)
+
+
+def _search(run: Path, tmpdir: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "search.py"), *TINY, *TABLE, f"hydra.run.dir={run}",
+         "executor=ray", *args],
+        cwd=run.parent, env=_ray_env(tmpdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _sessions(tmpdir: str) -> set[str]:
+    return {p.name for p in (Path(tmpdir) / "ray").glob("session_2*")}
+
+
+def _indices(run: Path) -> list[int]:
+    return [r["index"] for r in read_children(run)]
+
+
+@pytest.mark.slow
+def test_address_null_starts_its_own_ray_beside_a_ray_start_cluster(ray_tmpdir, tmp_path):
+    """With a `ray start` cluster recorded on the machine, address null still starts its own."""
+    _ray_start(ray_tmpdir, "--head", f"--port={_closed_port()}", "--num-cpus=1")
+    cluster_sessions = _sessions(ray_tmpdir)
+    assert len(cluster_sessions) == 1
+    run = tmp_path / "run"
+    proc = _search(run, ray_tmpdir, "executor.num_cpus=1", "search.num_children=2")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert sorted(_indices(run)) == [0, 1]
+    assert len(_sessions(ray_tmpdir) - cluster_sessions) == 1  # a session of its own
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_a_ray_search_like_a_local_one(ray_tmpdir, tmp_path, signum):
+    """SIGTERM/Ctrl-C under a private Ray: the interrupted line and status, a resumable run."""
+    run = tmp_path / "run"
+    proc = _search(run, ray_tmpdir, "executor.num_cpus=1", "executor.max_concurrent=1",
+                   "runner.seconds=1", "search.num_children=6", "search.progress=plain")
+    assert _wait_for(lambda: bool(read_children(run)), 240), "no child recorded"
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=120)
+    name = signal.Signals(signum).name
+    assert proc.returncode == 128 + signum, out[-3000:]
+    assert out.strip().splitlines()[-1].startswith(f"interrupted ({name}): resume with")
+    assert "SIGTERM received" not in out
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    before = _indices(run)
+    cfg = compose_config("search", [f"run_dir={run}", f"resume={run}"])
+    run_search(resume_config(cfg, overrides=["executor=local"]))
+    after = _indices(run)
+    assert after[: len(before)] == before  # nothing recorded was lost or rewritten
+    assert sorted(after) == list(range(6))  # none lost, none twice
+
+
+@pytest.mark.slow
+def test_a_dead_address_ends_the_search_in_one_line_with_the_requeue_status(ray_tmpdir, tmp_path):
+    run = tmp_path / "run"
+    start = time.time()
+    proc = _search(run, ray_tmpdir, f"executor.address=127.0.0.1:{_closed_port()}",
+                   "executor.connect_timeout_s=5")
+    out, _ = proc.communicate(timeout=280)  # Ray alone retried for more than 300 s
+    assert proc.returncode == 75, out[-3000:]
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "nothing answers at 127.0.0.1" in errors[0]
+    assert "Traceback" not in out and "Failed to connect to GCS" not in out
+    assert time.time() - start < 280
+
+
+def _raylets(tmpdir: str) -> set[int]:
+    return {pid for pid in _pids_of(tmpdir)
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"/raylet")}
+
+
+@pytest.mark.slow
+def test_a_lost_node_of_a_two_node_cluster_loses_no_child(ray_tmpdir, tmp_path):
+    """Two raylets on this machine; the second one is killed while it trains a child."""
+    port = _closed_port()
+    _ray_start(ray_tmpdir, "--head", f"--port={port}", "--num-cpus=1")
+    head = _raylets(ray_tmpdir)
+    _ray_start(ray_tmpdir, f"--address=127.0.0.1:{port}", "--num-cpus=1")
+    [second] = _raylets(ray_tmpdir) - head
+    run = tmp_path / "run"
+    proc = _search(run, ray_tmpdir, f"executor.address=127.0.0.1:{port}",
+                   "executor.max_concurrent=2", "runner.seconds=3", "search.num_children=6",
+                   "search.progress=plain")
+
+    def both_busy() -> bool:  # a child on each node: the second raylet has a worker at work
+        workers = [pid for pid in _pids_of(ray_tmpdir) if _ppid(str(pid)) == second and
+                   Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::_worker_run")]
+        return bool(workers)
+
+    assert _wait_for(both_busy, 240), "no child started on the second node"
+    os.kill(second, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    records = read_children(run)
+    assert sorted(r["index"] for r in records) == list(range(6))  # none lost, none twice
+    assert all(r["status"] == "ok" for r in records)
+    retried = [r["index"] for r in records if r.get("attempt")]
+    assert retried, "no child was trained again"
+    for index in retried:
+        assert f"child {index}: its worker or node was lost" in out
+    assert "[state-dump]" not in out
+
+
+@pytest.mark.slow
+def test_an_address_that_accepts_but_never_answers_ends_within_the_deadline():
+    """A port that accepts connections and says nothing: Ray alone retried for minutes."""
+    import socket
+
+    from nas_lightning.errors import TransientError
+    from nas_lightning.execution.ray_executor import connect
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        start = time.time()
+        with pytest.raises(TransientError, match="within 3 s"):
+            connect(f"127.0.0.1:{silent.getsockname()[1]}", 3)
+    # the deadline interrupts Ray between its own connect attempts (each up to about a minute)
+    assert time.time() - start < 3 + 90
+    assert not ray.is_initialized()

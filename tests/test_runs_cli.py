@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -148,3 +149,94 @@ def test_reads_a_real_search_folder(tiny_search_cfg, tmp_path, capsys):
     best = result.best
     assert f"best reward {best['reward']:.4f} (child {best['index']}), done" in lines[0]
     assert len(lines) == 2 + len(result.records)
+
+
+# -- hostile records: shown as text, never acted on; a bad folder or record is skipped --------
+
+ESCAPES = "\x1b]0;owned\x07\x1b[2J\x1b[2K\x9b31m"
+MARKUP = "[link=http://evil.example]click[/link] [/] [bold]"
+
+
+def test_record_text_is_shown_not_acted_on(tmp_path, capsys):
+    from nas_lightning.runs.__main__ import render
+
+    run = make_run(tmp_path / "run", [0.5, None])
+    lines = (run / "children.jsonl").read_text().splitlines()
+    bad = json.loads(lines[1])
+    bad["error"] = f"boom {ESCAPES} {MARKUP}"
+    bad["genotype"] = {"kind": "custom", "name": ESCAPES + MARKUP}
+    (run / "children.jsonl").write_text(lines[0] + "\n" + json.dumps(bad) + "\n")
+    main(["show", str(run), "--genotype"])
+    out = capsys.readouterr().out
+    assert not any(c in out for c in "\x1b\x07\x9b")
+    assert "\\x1b]0;owned\\x07" in out and MARKUP in out
+    # the rich table (a terminal): markup in a record is text, not links or a MarkupError
+    rows = [{"error": bad["error"], "genotype": ESCAPES + MARKUP}]
+    buffer = io.StringIO()
+    render(rows, ["error", "genotype"], f"title {MARKUP} {ESCAPES}", plain=False, out=buffer)
+    text = buffer.getvalue()
+    assert not any(c in text for c in "\x1b\x07\x9b")
+    assert "[/]" in text and "[link=http://evil.example]" in text.replace("\n", "")
+
+
+def test_a_malformed_genotype_shows_a_placeholder(tmp_path, capsys):
+    from nas_lightning.runs import MALFORMED, genotype_text
+
+    run = make_run(tmp_path / "run", [0.5, 0.6])
+    lines = (run / "children.jsonl").read_text().splitlines()
+    record = json.loads(lines[1])
+    record["genotype"] = {"kind": "nasnet", "normal": {"blocks": [{"ops": "x", "inputs": [0]}]}}
+    (run / "children.jsonl").write_text(lines[0] + "\n" + json.dumps(record) + "\n")
+    main(["show", str(run), "--genotype"])
+    out = capsys.readouterr().out
+    assert MALFORMED in out and "ir_r1" in out
+    for genotype in ({"kind": "nasnet", "normal": {"blocks": [{"ops": ["a"], "inputs": [0]}]}},
+                     {"kind": "nasnet", "normal": []}, {"kind": "mobile", "stages": "ir"},
+                     {"kind": "nas_rl", "layers": 3}):
+        assert isinstance(genotype_text(genotype), str)
+
+
+def test_odd_folders_and_records_are_skipped_with_one_warning(tmp_path, capsys):
+    root = tmp_path / "runs"
+    good = make_run(root / "a-good", [0.5, 0.7])
+    utf = make_run(root / "b-utf8", [0.4, 0.3])
+    with (utf / "children.jsonl").open("ab") as f:
+        f.write(b'{"index": 2, "status": "ok", "error": "\xff\xfe"}\n')
+    (make_run(root / "c-config", [0.2]) / "config.yaml").write_bytes(
+        b"search: {num_children: 1}\nstrategy: \xff\n")
+    listed = make_run(root / "d-extra", [0.1, 0.8])
+    lines = (listed / "children.jsonl").read_text().splitlines()
+    record = json.loads(lines[0])
+    record["extra"] = ["latency", 3]
+    (listed / "children.jsonl").write_text(json.dumps(record) + "\n" + lines[1] + "\n")
+    main(["list", str(root)])
+    captured = capsys.readouterr()
+    rows = captured.out.splitlines()[1:]
+    names = ["a-good", "b-utf8", "c-config", "d-extra"]
+    assert [r.split()[0].rsplit("/", 1)[-1] for r in rows] == names
+    assert [r.split()[3] for r in rows] == ["2", "2", "1", "1"]  # the bad records left out
+    warnings = captured.err.splitlines()
+    assert len(warnings) == 1 and warnings[0].startswith("warning: ")
+    assert "d-extra: 1 malformed record(s)" in warnings[0]
+    main(["show", str(utf)])
+    assert "1 unreadable line(s)" in capsys.readouterr().out
+    main(["show", str(good)])  # unaffected
+
+
+def test_one_unreadable_folder_does_not_stop_list(runs, monkeypatch, capsys):
+    import nas_lightning.runs.__main__ as cli
+
+    root, a, *_ = runs
+    real = cli.load_run
+
+    def load(path):
+        if Path(path).resolve() == a.resolve():
+            raise RuntimeError("odd\nfolder")
+        return real(path)
+
+    monkeypatch.setattr(cli, "load_run", load)
+    main(["list", str(root)])
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1 + 2
+    [warning] = captured.err.splitlines()
+    assert warning.startswith("warning: ") and "skipped" in warning and "RuntimeError" in warning

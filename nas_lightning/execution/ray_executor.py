@@ -15,27 +15,43 @@ trains the child across them unchanged.
 
 A child whose worker dies (process killed, node lost) is submitted again up
 to ``max_retries`` times, then recorded as failed; the search goes on.
+
+``address: null`` starts a private Ray, never a cluster that ``ray start``
+left running on the machine. Starting or joining Ray is bounded by
+``connect_timeout_s``: an address where nothing answers, or a Ray that does
+not come up in time, ends the search with one line and exit status 75 (try
+again later). Ray replaces SIGTERM/SIGINT handlers when it starts; the
+search's own are put back, so a preempted search stops as without Ray.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import signal
+import socket
+import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 import nas_lightning
-from nas_lightning.errors import ConfigError
+from nas_lightning.errors import ConfigError, TransientError
 from nas_lightning.execution.base import Executor, Result, Runner, Trial, one_line
 from nas_lightning.execution.ddp import RankLost
-from nas_lightning.search.signals import critical
+from nas_lightning.search.signals import HANDLED, SearchInterrupted, critical
 
 log = logging.getLogger("nas_lightning.search")
 
 WAIT_SLICE = 0.5  # seconds: how soon a signal held during a wait for children is raised
+CONNECT_TIMEOUT_S = 120.0  # starting a local Ray or joining a cluster, at most
+PROBE_TIMEOUT_S = 10.0  # a TCP connect to the cluster's address, at most
+STATE_DUMP = "[state-dump]"  # a raylet's periodic debug dump, streamed to drivers by Ray
 
 _RUNNERS: dict[str, Runner] = {}  # per worker process: built once per search config
 
@@ -59,12 +75,144 @@ def package_env() -> dict[str, Any]:
 
 
 def init_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, **kwargs: Any) -> None:
-    """Start a private Ray on this machine (no dashboard) whose workers import this package."""
+    """Start a private Ray on this machine (no dashboard) whose workers import this package.
+
+    ``address="local"``: without it Ray joins the cluster that the last
+    ``ray start`` on this machine recorded.
+    """
     ray = import_ray()
     ray.init(
-        num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
+        address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
         runtime_env=package_env(), **kwargs,
     )
+
+
+def endpoint(address: str) -> tuple[str, int] | None:
+    """Host and port of ``host:port`` or ``ray://host:port``; None for ``auto``/``local``."""
+    if address in ("auto", "local"):
+        return None
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, _, port = rest.rstrip("/").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("address", (
+            f"expected host:port, ray://host:port or auto, got {address!r}"))
+    return host.strip("[]"), int(port)
+
+
+def probe(address: str, timeout_s: float) -> None:
+    """Fail at once, in one line, where nothing answers at ``address`` (Ray would retry long)."""
+    where = endpoint(address)
+    if where is None:
+        return
+    try:
+        socket.create_connection(where, timeout=min(timeout_s, PROBE_TIMEOUT_S)).close()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise TransientError(
+            f"executor.address={address}: nothing answers at {where[0]}:{where[1]} ({reason}); "
+            "is the Ray cluster up?") from None
+
+
+class _Late(BaseException):  # noqa: N818 - raised by the alarm inside ray.init
+    pass
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise :class:`_Late` in the main thread after ``seconds`` (elsewhere: no bound)."""
+    if threading.current_thread() is not threading.main_thread() or not seconds:
+        yield
+        return
+
+    def late(signum: int, frame: object) -> None:
+        raise _Late
+
+    previous = signal.signal(signal.SIGALRM, late)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _without_state_dumps(print_logs: Any, data: dict[str, Any]) -> None:
+    lines = [line for line in data.get("lines") or () if STATE_DUMP not in line]
+    if lines:
+        print_logs({**data, "lines": lines})
+
+
+def drop_state_dumps() -> None:
+    """Leave the raylets' ``[state-dump]`` lines out of what Ray prints in this process.
+
+    A raylet dumps its state every few seconds; when a node dies Ray streams
+    those dumps to the driver, where they would bury the search's own lines.
+    """
+    try:
+        from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
+    except ImportError:  # another Ray layout: its lines stay as they are
+        return
+    handlers = getattr(dispatcher, "handlers", None)
+    if not isinstance(handlers, list):
+        return
+    for name, handler in list(handlers):
+        if name == "ray_print_logs" and not isinstance(handler, functools.partial):
+            dispatcher.remove_handler(name)
+            dispatcher.add_handler(name, functools.partial(_without_state_dumps, handler))
+
+
+def connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S, **kwargs: Any) -> None:
+    """Start a private Ray (``address=None``) or join one, within ``timeout_s`` seconds.
+
+    Ray installs its own SIGTERM handler (``sys.exit``) and, in its core
+    worker, one that aborts the process; the handlers found before (the
+    search's, see ``search/signals.py``) are put back once Ray is up.
+
+    Raises:
+        TransientError: nothing answers at ``address``, or Ray did not start
+            or connect in time: the same command may work later.
+    """
+    ray = import_ray()
+    what = "start a local Ray" if address is None else f"connect to {address}"
+    if address is not None:
+        probe(address, timeout_s)
+    main = threading.current_thread() is threading.main_thread()
+    handlers = {s: signal.getsignal(s) for s in HANDLED} if main else {}
+    try:
+        with deadline(timeout_s):
+            if address is None:
+                init_local_ray(**kwargs)
+            else:
+                ray.init(address=address, runtime_env=package_env())
+    except _Late:
+        _shutdown_quietly(ray)
+        raise TransientError(
+            f"executor: could not {what} within {timeout_s:g} s (executor.connect_timeout_s); "
+            "try again later") from None
+    except SystemExit as err:  # Ray's own SIGTERM handler, during its start
+        _shutdown_quietly(ray)
+        if err.code == signal.SIGTERM:
+            raise SearchInterrupted(signal.SIGTERM) from None
+        raise
+    except (ValueError, TypeError) as err:
+        _shutdown_quietly(ray)
+        raise ConfigError("address" if address else "", f"Ray refused: {one_line(err)}") from None
+    except Exception as err:  # Ray's start-up time-outs, refused connections, ...
+        _shutdown_quietly(ray)
+        raise TransientError(f"executor: could not {what}: {one_line(err)}") from None
+    finally:
+        for s, handler in handlers.items():
+            if handler is not None:
+                signal.signal(s, handler)
+    drop_state_dumps()
+
+
+def _shutdown_quietly(ray: Any) -> None:
+    """Stop what a failed ``ray.init`` started (its processes), ignoring its errors."""
+    try:
+        ray.shutdown()
+    except Exception:  # half started: nothing more to stop
+        pass
 
 
 def _worker_run(handles: list[Any], trial: Trial) -> Result:
@@ -164,10 +312,13 @@ class RayExecutor(Executor):
         gpus_per_child: GPUs per child; fractions share a GPU (0.5: two children).
         max_concurrent: children in flight at once; None: as many as the
             cluster's CPUs (and GPUs) fit.
-        address: None: start a local Ray on this machine; ``auto`` or
+        address: None: start a private Ray on this machine (never one that
+            ``ray start`` left running); ``auto``, ``host:6379`` or
             ``ray://host:10001``: join a running cluster.
         max_retries: submissions again of a child whose worker died.
         num_cpus, num_gpus: resources of a local Ray (None: Ray detects them).
+        connect_timeout_s: starting or joining Ray takes at most this long;
+            then the search ends with exit status 75 (try again later).
     """
 
     def __init__(
@@ -181,7 +332,22 @@ class RayExecutor(Executor):
         max_retries: int = 2,
         num_cpus: int | None = None,
         num_gpus: int | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
+        if not (isinstance(connect_timeout_s, (int, float)) and connect_timeout_s > 0):
+            raise ConfigError(
+                "connect_timeout_s", f"must be a number of seconds > 0, got {connect_timeout_s!r}"
+            )
+        if address is not None and not isinstance(address, str):
+            raise ConfigError("address", f"expected host:port, ray://host:port or auto, "
+                                         f"got {address!r}")
+        if address is not None and address.startswith("ray://"):
+            try:
+                import grpc  # noqa: F401  (what Ray Client talks through)
+            except ImportError:
+                raise ConfigError("address", (
+                    f"{address} joins through Ray Client, which needs "
+                    "pip install \"ray[client]\" (or pip install -e \".[ray]\")")) from None
         if not (isinstance(cpus_per_child, (int, float)) and cpus_per_child > 0):
             raise ConfigError("cpus_per_child", f"must be > 0, got {cpus_per_child!r}")
         if not (isinstance(gpus_per_child, (int, float)) and gpus_per_child >= 0):
@@ -214,10 +380,7 @@ class RayExecutor(Executor):
         ray = self.ray = import_ray()
         self.started = False
         if not ray.is_initialized():
-            if address is None:
-                init_local_ray(num_cpus=num_cpus, num_gpus=num_gpus)
-            else:
-                ray.init(address=address, runtime_env=package_env())
+            connect(address, connect_timeout_s, num_cpus=num_cpus, num_gpus=num_gpus)
             self.started = True
         total = ray.cluster_resources()
         num_cpus_task, num_gpus_task = cpus_per_child, gpus_per_child
@@ -310,8 +473,9 @@ class RayExecutor(Executor):
     def _retry_or_fail(self, trial: Trial, err: BaseException, results: list[Result]) -> None:
         """A child that lost its worker (or a DDP rank): queue it again, or record it failed."""
         if trial.attempt < self.max_retries:
-            log.warning("child %d: worker lost (%s); trying again (%d of %d)", trial.index,
-                        type(err).__name__, trial.attempt + 1, self.max_retries)
+            log.warning("child %d: its worker or node was lost (%s); training it again "
+                        "(retry %d of %d)", trial.index, type(err).__name__,
+                        trial.attempt + 1, self.max_retries)
             trial.attempt += 1
             self.queue.appendleft(trial)
         else:

@@ -31,6 +31,7 @@ class Run:
     best: dict[str, Any] | None
     torn_lines: int = 0  # lines of children.jsonl that did not parse (a write cut short)
     extra_keys: list[str] = field(default_factory=list)
+    bad_records: int = 0  # records that parse but are not shaped like a child's record
 
     @property
     def name(self) -> str:
@@ -55,24 +56,28 @@ def _target(node: Any) -> str:
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
         return None
     return data if isinstance(data, dict) else None
 
 
 def read_children(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """The records of ``children.jsonl`` and how many lines did not parse."""
+    """The records of ``children.jsonl`` and how many lines did not parse.
+
+    A line that is not UTF-8 or not a JSON object counts as unreadable; the
+    other lines are read all the same.
+    """
     records, torn = [], 0
     try:
-        lines = (path / CHILDREN).read_text().splitlines()
+        lines = (path / CHILDREN).read_bytes().splitlines()
     except OSError:
         return [], 0
     for line in lines:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except ValueError:
+            record = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError):
             torn += 1
             continue
         if isinstance(record, dict):
@@ -82,21 +87,28 @@ def read_children(path: Path) -> tuple[list[dict[str, Any]], int]:
     return records, torn
 
 
+def _well_formed(record: dict[str, Any]) -> bool:
+    """Whether the fields the tables read have the types a search writes."""
+    return isinstance(record.get("extra"), dict | None)
+
+
 def load_run(path: str | Path) -> Run:
     """Read one run folder (missing files give empty parts, never an error)."""
     path = Path(path)
     try:
         config = yaml.safe_load((path / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
         config = {}
     children, torn = read_children(path)
+    good = [r for r in children if _well_formed(r)]
     extra: list[str] = []
-    for record in children:
+    for record in good:
         for key, value in (record.get("extra") or {}).items():
             if _is_number(value) and key not in extra:
                 extra.append(key)
-    return Run(path, config if isinstance(config, dict) else {}, children,
-               _read_json(path / "summary.json"), _read_json(path / "best.json"), torn, extra)
+    return Run(path, config if isinstance(config, dict) else {}, good,
+               _read_json(path / "summary.json"), _read_json(path / "best.json"), torn, extra,
+               len(children) - len(good))
 
 
 def find_runs(patterns: list[str]) -> list[Path]:
@@ -134,7 +146,7 @@ def _is_run(path: Path) -> bool:
         return False
     try:
         data = yaml.safe_load(config.read_text())
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):
         return False
     return (isinstance(data, dict) and "_wandb" not in data
             and isinstance(data.get("search"), dict) and "strategy" in data)
@@ -166,7 +178,7 @@ def run_row(run: Run) -> dict[str, Any]:
     summary = run.summary or {}
     wall = summary.get("wall_seconds")
     if not _is_number(wall):
-        wall = sum(r.get("seconds") or 0 for r in run.children) or None
+        wall = sum(r["seconds"] for r in run.children if _is_number(r.get("seconds"))) or None
     return {
         "run": run.name,
         "space": _target(run.config.get("search_space")),
@@ -204,8 +216,22 @@ def child_rows(run: Run) -> list[dict[str, Any]]:
     return rows
 
 
+MALFORMED = "<malformed genotype>"
+
+
 def genotype_text(genotype: Any) -> str:
-    """A one-line genotype: block strings, a cell's ops, or compact JSON."""
+    """A one-line genotype: block strings, a cell's ops, or compact JSON.
+
+    A genotype of a known kind whose parts have the wrong shape (``"ops": "x"``)
+    reads as :data:`MALFORMED`.
+    """
+    try:
+        return _genotype_text(genotype)
+    except (TypeError, KeyError, IndexError, AttributeError, ValueError, RecursionError):
+        return MALFORMED
+
+
+def _genotype_text(genotype: Any) -> str:
     if not isinstance(genotype, dict):
         return "-" if genotype is None else str(genotype)
     kind = genotype.get("kind")
@@ -215,9 +241,12 @@ def genotype_text(genotype: Any) -> str:
         parts = []
         for name in ("normal", "reduction"):
             blocks = (genotype.get(name) or {}).get("blocks") or []
+            if not all(isinstance(b, dict) and isinstance(b.get("ops"), list)
+                       and isinstance(b.get("inputs"), list) for b in blocks):
+                raise ValueError("a block without lists of ops and inputs")
             ops = ",".join(
                 f"{b['ops'][0]}({b['inputs'][0]})+{b['ops'][1]}({b['inputs'][1]})"
-                for b in blocks if isinstance(b, dict) and "ops" in b and "inputs" in b)
+                for b in blocks)
             parts.append(f"{name[0].upper()}: {ops}")
         return " | ".join(parts)
     if kind == "nas_rl":

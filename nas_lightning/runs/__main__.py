@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,15 @@ from nas_lightning.runs import (
 )
 
 DESCENDING = ("reward", "best_reward", "val_acc")
+
+# Characters a terminal acts on rather than prints: C0/C1 controls (escape sequences that
+# retitle the window, clear the screen or erase lines) and the bidirectional overrides.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown as its escape (``\\x1b``), never acted on."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _fmt(key: str, value: Any) -> str:
@@ -76,20 +86,24 @@ def render(rows: list[dict[str, Any]], columns: Sequence[str], title: str | None
            plain: bool, out: Any = None) -> None:
     """Print a table: rich on a terminal, aligned text otherwise."""
     out = out or sys.stdout
-    cells = [[_fmt(c, row.get(c)) for c in columns] for row in rows]
+    # Every text comes from files a search (or anyone) wrote: shown, never interpreted.
+    cells = [[printable(_fmt(c, row.get(c))) for c in columns] for row in rows]
+    title = printable(title) if title is not None else None
     if not plain:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=title, title_justify="left")
+        table = Table(title=Text(title) if title is not None else None, title_justify="left")
         for c in columns:
             numeric = any(isinstance(r.get(c), int | float) for r in rows)
-            table.add_column(c, justify="right" if numeric else "left",
+            table.add_column(Text(printable(c)), justify="right" if numeric else "left",
                              overflow="fold" if c in ("genotype", "error", "run") else "ellipsis")
         for line in cells:
-            table.add_row(*line)
+            table.add_row(*(Text(cell) for cell in line))
         Console(file=out).print(table)
         return
+    columns = [printable(c) for c in columns]
     widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
     if title:
         print(title, file=out)
@@ -107,11 +121,31 @@ def _short(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
+def warn(message: str) -> None:
+    """One line on stderr: a folder or record skipped, the command goes on."""
+    print(f"warning: {printable(message)}", file=sys.stderr)
+
+
 def _runs(patterns: list[str]) -> list[Run]:
+    """The runs found, each read with its ``run_row``; a folder that cannot be read is skipped."""
     paths = find_runs(patterns)
     if not paths:
         raise SystemExit(f"error: no search run folders found in {' '.join(patterns)}")
-    return [load_run(p) for p in paths]
+    runs = []
+    for path in paths:
+        try:
+            run = load_run(path)
+            run_row(run)  # everything the tables read: a folder that fails here is skipped
+        except Exception as err:  # any odd content: this folder only
+            warn(f"{_short(path)}: skipped, cannot be read ({type(err).__name__}: {err})")
+            continue
+        if run.bad_records:
+            warn(f"{_short(path)}: {run.bad_records} malformed record(s) in children.jsonl "
+                 "skipped")
+        runs.append(run)
+    if not runs:
+        raise SystemExit(f"error: no readable search run folders in {' '.join(patterns)}")
+    return runs
 
 
 def cmd_list(args: argparse.Namespace) -> None:

@@ -126,6 +126,23 @@ def _short(err: BaseException) -> str:
     return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
+def _teardown_wandb() -> None:
+    """Close W&B's service connection now, quietly, when W&B has failed.
+
+    W&B tears its service down in an ``atexit`` hook; with the service
+    process dead, that hook prints a long "Exception ignored in atexit
+    callback" traceback as the search exits. Torn down here (errors
+    swallowed), the hook has nothing left to do. A later search in the same
+    process starts a new service.
+    """
+    try:
+        import wandb
+
+        wandb.teardown()
+    except (Exception, SystemExit):  # noqa: BLE001 - a dead service fails in any way
+        pass
+
+
 class WandbSearchLogger(SearchLogger):
     """One W&B run per search, its files inside the run folder.
 
@@ -243,6 +260,7 @@ class WandbSearchLogger(SearchLogger):
                 run.finish(exit_code=1)
             except Exception:  # noqa: BLE001 - it is already broken
                 pass
+        _teardown_wandb()
 
     def log_child(self, record: dict[str, Any], stats: dict[str, float]) -> None:
         if self.fallback is not None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nas_lightning.errors import ConfigError, GenotypeError
+from nas_lightning.errors import ConfigError, GenotypeError, RanksStopped
 
 EXIT_USAGE = 2
 TRACEBACK_ENV = "NAS_LIGHTNING_TRACEBACK"
@@ -34,7 +34,7 @@ def _first_line(err: BaseException) -> str:
 
 def describe(err: BaseException) -> str | None:
     """The one-line message of an error the user can fix, or None for a bug."""
-    if isinstance(err, (ConfigError, GenotypeError)):
+    if isinstance(err, (ConfigError, GenotypeError, RanksStopped)):
         return _first_line(err)
     if isinstance(err, RecursionError):
         return "input nested too deeply (Python's recursion limit); is a genotype file malformed?"

@@ -26,3 +26,7 @@ class ConfigError(ValueError):
 
 class GenotypeError(ValueError):
     """A genotype (a file, a dict or a named one) is malformed or unknown."""
+
+
+class RanksStopped(RuntimeError):
+    """A DDP rank left in the middle of a child: the ranks can train no more children together."""

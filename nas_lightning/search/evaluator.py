@@ -241,7 +241,6 @@ class LightningEvaluator:
                 torch.cuda.empty_cache()
         return result
 
-
     def _every_rank(self, index: int, rank: int, error: str, since: dict[int, int]) -> str:
         """Rank 0: the other ranks' errors, then its own; other ranks: report and leave.
 

@@ -229,7 +229,7 @@ ENAS_TINY = ["enas.epochs=1", "enas.train_subset=64", "enas.batch_size=32",
 NETADAPT_TINY = ["strategy.calibration_repeats=2", "strategy.max_proposals=1"]
 TRAIN_TINY = [
     "train_logger=csv", "num_threads=1", "recipe.epochs=1", "recipe.batch_size=16",
-    "recipe.train_subset=64", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+    "dataset.train_subset=64", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
     "trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0",
     "trainer.enable_progress_bar=false", "export.check_batch=4",
 ]

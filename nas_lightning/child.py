@@ -129,7 +129,7 @@ class ChildModule(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         if self._loss_count:  # the same values as self.log(..., on_epoch=True) each step
-            self.log("train/loss", self._loss_sum / self._loss_count)
+            self.log("train/loss", self._loss_sum / self._loss_count, sync_dist=True)
             self.log("train/acc", self.train_acc.compute())  # reduced across ranks
         self.train_acc.reset()
 

@@ -20,7 +20,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nas_lightning.errors import ConfigError, GenotypeError, TransientError, first_line
+from nas_lightning.errors import (
+    ConfigError,
+    GenotypeError,
+    RanksStopped,
+    TransientError,
+    first_line,
+)
 from nas_lightning.utils import config_dir
 
 EXIT_USAGE = 2
@@ -37,7 +43,7 @@ T = TypeVar("T")
 
 def describe(err: BaseException) -> str | None:
     """The one-line message of an error the user can fix, or None for a bug."""
-    if isinstance(err, (ConfigError, GenotypeError, TransientError)):
+    if isinstance(err, (ConfigError, GenotypeError, TransientError, RanksStopped)):
         return first_line(err)
     if isinstance(err, RecursionError):
         return "input nested too deeply (Python's recursion limit); is a genotype file malformed?"

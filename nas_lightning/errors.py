@@ -50,3 +50,7 @@ class TransientError(RuntimeError):
     the entry points exit with a status a scheduler requeues (75, as
     ``EX_TEMPFAIL`` of sysexits.h).
     """
+
+
+class RanksStopped(RuntimeError):
+    """A DDP rank left in the middle of a child: the ranks can train no more children together."""

@@ -39,6 +39,7 @@ BENCHMARKS_STRATEGIES.md.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,9 +104,33 @@ def strategy_config(
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise ConfigError("overrides", f"expected key=value, got {bad}")
-    root = OmegaConf.merge(root, OmegaConf.from_dotlist(list(overrides)))
+    given = OmegaConf.from_dotlist(list(overrides))
+    for override in overrides:
+        _check_override(root, override.split("=", 1)[0].strip(), given, name)
+    root = OmegaConf.merge(root, given)
     OmegaConf.resolve(root)
     return root.strategy
+
+
+def _check_override(root: DictConfig, key: str, given: DictConfig, name: str) -> None:
+    """Refuse an override of a key the preset lacks, or text where it holds a number."""
+    missing = object()
+    current = OmegaConf.select(root, key, default=missing, throw_on_missing=False)
+    if current is missing:
+        hint = next(
+            (f"; did you mean {group}.{key}?" for group in ("strategy", "controller")
+             if group in root and key in root[group]),
+            f"; preset {name!r} has strategy."
+            f"{{{', '.join(k for k in map(str, root.strategy) if not k.startswith('_'))}}}",
+        )
+        raise ConfigError(key, f"no such key{hint}")
+    value = OmegaConf.select(given, key)
+    if isinstance(current, bool) and not isinstance(value, bool):
+        raise ConfigError(key, f"expected true or false, got {value!r}")
+    if isinstance(current, int | float) and not isinstance(current, bool) and (
+        isinstance(value, bool) or not isinstance(value, int | float)
+    ):
+        raise ConfigError(key, f"expected a number, got {value!r}")
 
 
 def make_strategy(
@@ -118,6 +143,14 @@ def make_strategy(
 ) -> Strategy:
     """A strategy built from a named preset (see the module's table).
 
+    ``seed`` must be an integer (a Python or numpy integer), as ``seed=`` on
+    the command line: text, floats and booleans are refused with a
+    :class:`ConfigError` rather than converted, so that ``seed=1.5`` cannot
+    silently run as seed 1. ``overrides`` may only set keys the preset has
+    (``strategy.*``, ``controller.*``, ``search.num_children``); a key it
+    lacks, or text where the preset holds a number, is a :class:`ConfigError`
+    naming the key.
+
     Example::
 
         strategy = make_strategy("ppo", space, budget=100, seed=0)
@@ -127,5 +160,7 @@ def make_strategy(
     """
     from nas_lightning.search.builders import build_partial
 
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ConfigError("seed", f"must be an integer, got {seed!r}")
     node = strategy_config(name, budget, overrides, conf_dir)
     return build_partial(node, "strategy", space=space, seed=int(seed))

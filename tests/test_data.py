@@ -51,6 +51,22 @@ def test_batch_sampler_shards_disjointly_across_ranks():
     assert not torch.equal(first, torch.cat(list(s)))
 
 
+@pytest.mark.parametrize("world", [2, 3, 4])
+@pytest.mark.parametrize("size", [1, 5, 383, 384, 385, 2000, 2001])
+@pytest.mark.parametrize("batch_size", [1, 128, 500])
+def test_every_rank_gets_the_same_number_of_batches(world, size, batch_size):
+    """DDP collectives pair up only if every rank steps (trains, validates) equally often."""
+    for train in (True, False):
+        ranks = [BatchIndexSampler(size, batch_size, train, train, seed=1, rank=r,
+                                   world_size=world) for r in range(world)]
+        batches = [list(s) for s in ranks]
+        assert len({len(b) for b in batches}) == 1, (train, [len(b) for b in batches])
+        assert all(len(b) > 0 for rank in batches for b in rank)
+        if not train and size >= world:  # evaluation scores every image once
+            seen = torch.cat([b for rank in batches for b in rank]).sort().values
+            assert seen.tolist() == list(range(size))
+
+
 def test_idx_round_trip_and_corrupt_file(tmp_path):
     arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     write_idx(arr, tmp_path / "a.gz")

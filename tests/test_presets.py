@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pytest
 from conftest import compose_config
 from hydra.utils import instantiate
@@ -75,3 +78,42 @@ def test_overrides_and_bad_names():
         make_strategy("ppo", space(), overrides=["strategy.lr"])
     with pytest.raises(ConfigError, match="strategy"):
         make_strategy("ppo", space(), overrides=["strategy.lr=-1"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("nonexistent_key=1", r"^nonexistent_key: no such key; preset 'ppo' has strategy\.\{.*lr"),
+        ("lr=abc", r"^lr: no such key; did you mean strategy\.lr\?$"),
+        ("strategy.nope=1", r"^strategy\.nope: no such key"),
+        ("strategy.lr=abc", r"^strategy\.lr: expected a number, got 'abc'$"),
+        ("controller.hidden=abc", r"^controller\.hidden: expected a number, got 'abc'$"),
+        ("strategy.normalize_advantage=1", r"^strategy\.normalize_advantage: expected true or"),
+    ],
+)
+def test_an_override_the_preset_cannot_take_is_a_one_line_error(override, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        make_strategy("ppo", space(), overrides=[override])
+    assert "\n" not in str(err.value)
+
+
+def test_overrides_of_keys_the_preset_has_still_apply():
+    ppo = make_strategy("ppo", space(), overrides=["strategy.lr=1e-3", "search.num_children=7"])
+    assert ppo.optimizer.param_groups[0]["lr"] == 1e-3
+    nsga2 = make_strategy("nsga2", space(), overrides=["strategy.population_size=12"])
+    assert nsga2.population_size == 12
+    with pytest.raises(ConfigError, match=r"^controller\.hidden: no such key"):
+        make_strategy("random", space(), overrides=["controller.hidden=8"])
+
+
+@pytest.mark.parametrize("seed", ["x", "3", 1.5, 2.0, True, None])
+def test_a_seed_that_is_not_an_integer_is_a_one_line_error(seed):
+    message = rf"^seed: must be an integer, got {re.escape(repr(seed))}$"
+    with pytest.raises(ConfigError, match=message):
+        make_strategy("random", space(), seed=seed)
+
+
+def test_numpy_integer_seeds_are_integers():
+    a = make_strategy("random", space(), seed=np.int64(4))
+    b = make_strategy("random", space(), seed=4)
+    assert a.ask().actions == b.ask().actions

@@ -198,3 +198,59 @@ def test_ddp_ranks_sample_the_same_architectures_and_agree(tmp_path):
         assert a["controller_sum"] == pytest.approx(b["controller_sum"], rel=1e-6)
     # only rank 0 wrote records
     assert len(read_children(run)) == 2
+
+
+DDP_CPU = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "logger=csv",
+           "search.num_threads=1"]
+
+
+@pytest.mark.slow
+def test_ddp_trains_the_default_recipe_with_uneven_batches_per_rank(tmp_path):
+    """The default child recipe (batch 128, evaluation batch 500) on 2 ranks.
+
+    384 training images make 3 batches and 1,100 validation images 3 evaluation
+    batches: dealt out one by one, rank 0 would step once more than rank 1 and
+    wait in a collective rank 1 never joins.
+    """
+    run = tmp_path / "run"
+    proc = _run_cli([*DDP_CPU, "search.num_children=1", "child.train_subset=384",
+                     "dataset.val_size=1100", f"hydra.run.dir={run}"],
+                    cwd=tmp_path, timeout=900, env_extra={"OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (child,) = read_children(run)
+    assert child["status"] == "ok", child.get("error")
+    assert 0.0 <= child["val_acc"] <= 1.0
+
+
+RANK_ONE_CRASH = """
+import os
+
+from nas_lightning.models import NASNetwork
+
+
+class RankOneCrash(NASNetwork):
+    def forward(self, x):
+        if self.training and os.environ.get("LOCAL_RANK") == "1":
+            raise RuntimeError("rank one cannot train this child")
+        return super().forward(x)
+"""
+
+
+@pytest.mark.slow
+def test_a_crash_on_rank_1_surfaces_rank_1s_error(tmp_path):
+    """Rank 0 only sees its collective fail; the child's error line quotes rank 1's reason."""
+    (tmp_path / "rank_one_crash.py").write_text(RANK_ONE_CRASH)
+    run = tmp_path / "run"
+    proc = _run_cli([*DDP_CPU, *TINY, "model._target_=rank_one_crash.RankOneCrash",
+                     f"hydra.run.dir={run}"], cwd=tmp_path, timeout=600,
+                    env_extra={"OMP_NUM_THREADS": "1",
+                               "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"})
+    (child,) = read_children(run)  # the search stops: the ranks cannot train another child
+    assert child["status"] == "failed"
+    assert child["error"].startswith("rank 1: child 0: RuntimeError: rank one cannot train"), (
+        child["error"])
+    assert "rank 0: " in child["error"]
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: DDP ranks cannot go on after child 0 failed inside fit")
+    assert "rank one cannot train this child" in last

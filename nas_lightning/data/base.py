@@ -44,6 +44,14 @@ class BatchIndexSampler(Sampler[torch.Tensor]):
     Every rank shuffles with the same seed and epoch, then takes every
     ``world_size``-th batch, so ranks see disjoint data with no distributed
     sampler from Lightning.
+
+    Every rank yields the same number of batches: under DDP each training
+    step all-reduces gradients and each evaluation step broadcasts buffers,
+    so one rank with an extra batch waits in a collective that the others
+    never join (gloo: "collective mismatch"; NCCL: a hang). Training drops
+    the batches left over after a multiple of ``world_size`` (as it drops a
+    short last batch); evaluation keeps every image and splits each rank's
+    share into the same number of batches, whose sizes differ by at most one.
     """
 
     def __init__(
@@ -70,10 +78,22 @@ class BatchIndexSampler(Sampler[torch.Tensor]):
             order = torch.randperm(self.size, generator=gen)
         else:
             order = torch.arange(self.size)
+        if self.world_size > 1 and not self.drop_last:
+            return self._even_shard(order)
         batches = list(order.split(self.batch_size))
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
+        if self.world_size > 1:
+            batches = batches[: len(batches) - len(batches) % self.world_size]
         return batches[self.rank :: self.world_size]
+
+    def _even_shard(self, order: torch.Tensor) -> list[torch.Tensor]:
+        """This rank's share of ``order``, in as many batches as every other rank's."""
+        shard = order.tensor_split(self.world_size)[self.rank]
+        largest = math.ceil(self.size / self.world_size)
+        smallest = self.size // self.world_size  # no rank gets an empty batch
+        count = min(math.ceil(largest / self.batch_size), smallest)
+        return list(shard.tensor_split(count)) if count else []
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return iter(self._batches())

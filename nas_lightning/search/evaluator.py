@@ -23,7 +23,8 @@ from torch import nn
 
 from nas_lightning.child import ChildDivergedError, ChildModule, count_params
 from nas_lightning.data.base import ImageDataModule
-from nas_lightning.errors import ConfigError
+from nas_lightning.errors import ConfigError, RanksStopped
+from nas_lightning.execution import rank_errors
 from nas_lightning.execution.base import Result, Trial, one_line
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,12 @@ class LightningEvaluator:
             ``child.optimizer``); None: ChildModule's default SGD.
         callbacks: extra callbacks for every child's Trainer (profilers,
             benchmarks); each must reset its state in ``on_fit_start``.
+
+    Attributes:
+        rank_errors: under DDP with ranks started by Lightning (the search's
+            own processes), report every rank's error in a child's error line
+            and stop after a child that failed inside ``fit``
+            (:mod:`nas_lightning.execution.rank_errors`).
     """
 
     def __init__(
@@ -126,6 +133,8 @@ class LightningEvaluator:
         self.probe = probe
         self.optimizer_factory = optimizer
         self.callbacks = list(callbacks or [])
+        self.rank_errors = False
+        self._stopped: str | None = None
         if int(child.epochs) < 1:
             raise ConfigError("child.epochs", f"must be >= 1, got {child.epochs}")
         self.compile_mode = compile_mode(child.get("compile", False))
@@ -170,8 +179,11 @@ class LightningEvaluator:
         A child that crashes or diverges comes back with its status and a
         one-line error. Ctrl-C is not a child's failure and propagates.
         """
+        if self._stopped is not None:
+            raise RanksStopped(self._stopped)
         start = time.perf_counter()
         index = trial.index
+        since: dict[int, int] | None = None  # other ranks' stderr files at fit's start
         pl.seed_everything(trial.seed, workers=True, verbose=False)
         self.datamodule.seed = trial.seed
         result = Result(index=index, attempt=trial.attempt, worker=worker_name())
@@ -205,6 +217,8 @@ class LightningEvaluator:
             metrics = ChildMetricsCallback(extra=extra)
             trainer = self.make_trainer([timer, *self.callbacks, metrics])
             marks["init"] = time.perf_counter()
+            if self.rank_errors and trainer.world_size > 1:
+                since = rank_errors.stderr_sizes(self.run_dir, trainer.world_size)
             trainer.fit(module, datamodule=self.datamodule)
             if metrics.calls != 1:
                 raise RuntimeError("training ended without validation (no reward computed)")
@@ -217,6 +231,8 @@ class LightningEvaluator:
         except Exception as err:  # a bad child must not end the search
             result.status = "diverged" if isinstance(err, ChildDivergedError) else "failed"
             result.error = one_line(err)
+            if since is not None and result.status == "failed":
+                result.error = self._every_rank(index, trainer.global_rank, result.error, since)
             result.val_acc, result.val_curve, result.extra = None, [], {}
             log.warning("child %d %s: %s", index, result.status, result.error)
         finally:
@@ -224,6 +240,21 @@ class LightningEvaluator:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
         return result
+
+    def _every_rank(self, index: int, rank: int, error: str, since: dict[int, int]) -> str:
+        """Rank 0: the other ranks' errors, then its own; other ranks: report and leave.
+
+        A failure inside ``fit`` may leave the ranks in different collectives,
+        so the process group cannot train another child: the next call stops.
+        """
+        if rank != 0:
+            rank_errors.leave(index, error)
+        peers = rank_errors.peer_errors(self.run_dir, since)
+        error = "; ".join([*(f"rank {r}: {e}" for r, e in sorted(peers.items())),
+                           f"rank 0: {error}"])
+        self._stopped = (f"DDP ranks cannot go on after child {index} failed inside fit "
+                         f"({error})")
+        return error
 
 
 class ChildMetricsCallback(Callback):

@@ -24,6 +24,7 @@ from nas_lightning.checks import check_search_config
 from nas_lightning.errors import ConfigError
 from nas_lightning.execution.base import Executor, Result, Trial, one_line
 from nas_lightning.execution.engine import Engine
+from nas_lightning.execution.rank_errors import capture_stderr
 from nas_lightning.execution.runner import make_runner
 from nas_lightning.genotypes.base import genotype_to_dict
 from nas_lightning.rewards.base import ChildMetrics
@@ -132,6 +133,8 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
     if num_children < 1:
         raise ConfigError("search.num_children", f"must be >= 1, got {num_children}")
     run_dir = Path(cfg.resume or cfg.run_dir)
+    if rank != 0:  # rank 0 quotes a failed child's reason from here (rank_errors.py)
+        capture_stderr(run_dir, rank)
 
     # Build everything first: a bad value stops the run before any training.
     space: SearchSpace = build(cfg.search_space, "search_space")
@@ -142,6 +145,8 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
     logger: SearchLogger = build(cfg.logger, "logger") if cfg.get("logger") else SearchLogger()
     failed_reward = cfg.search.get("failed_reward")
     runner = make_runner(cfg, prepare=rank == 0)
+    if hasattr(runner, "rank_errors"):
+        runner.rank_errors = True
     executor: Executor = build_partial(
         cfg.get("executor") or {"_target_": "nas_lightning.execution.local.LocalExecutor",
                                  "_partial_": True},

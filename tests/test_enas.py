@@ -92,6 +92,21 @@ def test_nasnet_a_with_all_ops_and_cell_inputs_in_the_output():
         assert torch.allclose(supernet(x, NASNET_A), net(x), rtol=1e-5, atol=1e-6)
 
 
+def test_strided_sliced_conv_on_few_channels_last_channels():
+    """A strided 1x1 over a few channels-last channels: a strided convolution's values, no crash."""
+    from nas_lightning.enas.supernet import SlicedConv1x1
+
+    torch.manual_seed(0)
+    conv = SlicedConv1x1(c_unit=2, max_units=3, c_out=2, stride=2)
+    for _ in range(20):
+        x = torch.randn(32, 4, 14, 14).contiguous(memory_format=torch.channels_last)
+        x.requires_grad_()
+        out = conv(x, (0, 2))
+        out.sum().backward()
+    expected = torch.nn.functional.conv2d(x.detach().contiguous(), conv.sliced((0, 2)), stride=2)
+    assert torch.allclose(out, expected, atol=1e-6) and x.grad.shape == x.shape
+
+
 def test_a_genotype_outside_the_supernet_is_refused():
     supernet = Supernet(5, ["identity", "max_pool_3x3"], **LAYOUT)
     with pytest.raises(GenotypeError, match="sep_conv_5x5"):

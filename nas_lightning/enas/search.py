@@ -13,7 +13,10 @@ record per controller step (reward from one validation minibatch, marked
 controller step so far, at the end the best final candidate, loadable by
 ``train.py genotype=...``); ``candidates.json``; ``strategy.pt``;
 ``summary.json``; ``checkpoints/last.ckpt`` (supernet, optimizer, strategy
-state: ``resume=<run>`` continues from it).
+state), replaced atomically after every epoch's controller steps:
+``resume=<run>`` continues after the last completed epoch. The checkpoint
+holds tensors and plain values only and is loaded with ``weights_only=True``:
+a checkpoint that holds anything else is refused, never run.
 """
 
 from __future__ import annotations
@@ -30,15 +33,23 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import Checkpoint
 
+from nas_lightning.enas.checks import check_enas_config
 from nas_lightning.enas.module import EnasHooks, EnasModule
 from nas_lightning.errors import ConfigError
 from nas_lightning.genotypes.base import genotype_to_dict
 from nas_lightning.search.builders import build, build_partial
 from nas_lightning.search.loggers import SearchLogger
-from nas_lightning.search.records import CHILDREN, RunRecorder, atomic_write
+from nas_lightning.search.records import (
+    CHILDREN,
+    RunRecorder,
+    atomic_write,
+    fault_point,
+    fsync_dir,
+)
 from nas_lightning.search.runfolder import RunFolder, open_run_folder
+from nas_lightning.search.signals import critical
 from nas_lightning.search.threads import apply_num_threads
 from nas_lightning.spaces.nasnet import NASNetSpace
 from nas_lightning.strategies.base import Strategy
@@ -99,10 +110,49 @@ class RunHooks(EnasHooks):
         self.epoch_start = time.perf_counter()
 
 
-def _config_int(value: Any, key: str, minimum: int) -> int:
-    if not isinstance(value, int) or value < minimum:
-        raise ConfigError(key, f"must be an integer >= {minimum}, got {value!r}")
-    return value
+class EpochCheckpoint(Checkpoint):
+    """Writes ``checkpoints/last.ckpt`` at the end of every epoch, atomically.
+
+    A :class:`Checkpoint` subclass, so Lightning calls it after the module's
+    ``on_train_epoch_end``: the checkpoint includes the epoch's controller
+    steps. The Trainer writes a temporary file, which replaces the old
+    checkpoint in one rename: a kill at any moment leaves the previous
+    epoch's checkpoint or this one, never a torn file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with critical():
+            trainer.save_checkpoint(str(tmp))
+            if trainer.is_global_zero:
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+                fault_point("checkpoint.before_replace")
+                os.replace(tmp, self.path)
+                fsync_dir(self.path.parent)
+        fault_point("checkpoint.after")
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """``path``'s checkpoint, read with ``weights_only=True``: tensors and plain values only.
+
+    Anything else (a pickled object, a file that is not a checkpoint) is a
+    one-line :class:`ConfigError` naming the file; nothing in it runs.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unsafe content, truncated, garbage
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise ConfigError(
+            "resume", f"{path} cannot be loaded safely ({first}); delete it to restart the "
+            "supernet's training"
+        ) from None
+    if not isinstance(state, dict) or "enas" not in state or "state_dict" not in state:
+        raise ConfigError("resume", f"{path} is not an ENAS checkpoint")
+    return state
 
 
 def _restore_records(
@@ -115,8 +165,7 @@ def _restore_records(
     """
     steps = 0
     if checkpoint is not None:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        steps = int(state["enas"]["controller_step"])
+        steps = int(load_checkpoint(checkpoint)["enas"]["controller_step"])
     if len(records) < steps:
         raise ConfigError(
             "resume", f"{run_dir / CHILDREN} has {len(records)} records, the checkpoint {steps}"
@@ -148,10 +197,9 @@ def _run_enas(cfg: DictConfig, folder: RunFolder) -> EnasResult:
     e = cfg.get("enas")
     if e is None:
         raise ConfigError("enas", "is missing (use experiment=enas)")
+    check_enas_config(cfg)  # every value, before anything is built or trained
     run_dir = Path(cfg.resume or cfg.run_dir)
-    epochs = _config_int(e.epochs, "enas.epochs", 1)
-    num_final = _config_int(e.final_candidates, "enas.final_candidates", 1)
-    eval_batch_size = _config_int(e.eval_batch_size, "enas.eval_batch_size", 1)
+    epochs, num_final, eval_batch_size = e.epochs, e.final_candidates, e.eval_batch_size
 
     # Build everything first: a bad value stops the run before any training.
     space = build(cfg.search_space, "search_space")
@@ -196,20 +244,14 @@ def _run_enas(cfg: DictConfig, folder: RunFolder) -> EnasResult:
         folder.write_config(cfg)
         logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
     if resume_from is not None:
-        log.info("resuming %s from %s (%d controller steps)", run_dir, resume_from, len(records))
+        log.info("resuming %s from %s after epoch %d (%d controller steps)", run_dir,
+                 resume_from, records[-1]["extra"]["epoch"] + 1 if records else 0, len(records))
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule.seed = int(cfg.seed)
     trainer = trainer_factory(
         max_epochs=epochs,
-        callbacks=[
-            ModelCheckpoint(
-                dirpath=str(run_dir / "checkpoints"),
-                save_last=True,
-                save_top_k=0,
-                save_on_train_epoch_end=True,
-            ),
-        ],
+        callbacks=[EpochCheckpoint(checkpoint)],
         logger=False,
         enable_checkpointing=True,
         enable_progress_bar=False,
@@ -228,6 +270,7 @@ def _run_enas(cfg: DictConfig, folder: RunFolder) -> EnasResult:
             module,
             datamodule=datamodule,
             ckpt_path=str(resume_from) if resume_from else None,
+            weights_only=True,
         )
         candidates = final_candidates(module, strategy, datamodule, num_final, eval_batch_size)
         best = max(candidates, key=lambda c: c["reward"])
@@ -323,7 +366,7 @@ def load_supernet(run_dir: str | Path) -> tuple[Any, Any]:
     datamodule = build(cfg.dataset, "dataset")
     datamodule.setup("fit")
     supernet = build_supernet(cfg, space, datamodule)
-    state = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+    state = load_checkpoint(run_dir / CHECKPOINT)
     prefix = "supernet."
     supernet.load_state_dict(
         {k[len(prefix):]: v for k, v in state["state_dict"].items() if k.startswith(prefix)}

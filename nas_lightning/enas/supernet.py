@@ -61,7 +61,12 @@ class SlicedConv1x1(nn.Module):
         return self.weight.index_select(1, unit_columns(units, self.c_unit, self.weight.device))
 
     def forward(self, x: torch.Tensor, units: Units) -> torch.Tensor:
-        return F.conv2d(x, self.sliced(units), stride=self.stride)
+        # A 1x1 kernel at stride s reads every s-th pixel: subsample, then convolve at
+        # stride 1. The same function; torch's oneDNN backward of a strided 1x1
+        # convolution on channels-last inputs of few channels corrupts memory (torch 2.14).
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        return F.conv2d(x, self.sliced(units))
 
 
 class SlicedReLUConvBN(nn.Module):

@@ -15,20 +15,27 @@ experiments do; the default presets of random search, evolution, TPE and
 NSGA-II also avoid proposing repeats themselves (``dedup_tries``), and
 ``random_with_replacement`` shows what random search does without either rule.
 
-Problems:
+Problems (``--problems``; ``big`` is every problem of >= 10,000 architectures,
+where 100 children see under 1% of the space; ``tune`` / ``test`` the problems
+used to choose the presets' settings / kept only to report on):
 
-* ``formula``: 10 decisions of 4 choices (1,048,576 architectures); the reward
+* ``nk_tune`` (tune), ``nk_rugged``, ``nk_wide`` (test): NK landscapes
+  (:class:`NKLandscape`) of different sizes, ruggedness K and noise.
+* ``randnet_tune`` (tune), ``randnet``, ``randnet_noisy`` (test): rewards of a
+  fixed random network of the one-hot decisions (:class:`RandomNetwork`), where
+  every decision may interact with every other; some with evaluation noise.
+* ``formula`` (tune): 10 decisions of 4 choices (1,048,576 architectures); the reward
   is an accuracy-like chain formula with pairwise interactions between
   neighbouring decisions, scaled to [0.55, 0.95]; the optimum (0.95) is found
   by dynamic programming and checked by brute force.
-* ``table`` (default): each committed tabular benchmark
+* ``table``: each committed tabular benchmark
   (``benchmarks/tabular/*.jsonl``, made by ``make_table.py``): every
   architecture of a small space trained once; reward = validation accuracy.
 
 Usage (from the repository root; table lookups, no training)::
 
     nice -n 10 python benchmarks/strategy_efficiency.py --seeds 30
-    nice -n 10 python benchmarks/strategy_efficiency.py --problems formula --seeds 30
+    nice -n 10 python benchmarks/strategy_efficiency.py --problems tune --seeds 10
 
 It writes a JSON file of every seed's best reward per budget and a markdown report.
 """
@@ -136,8 +143,16 @@ class Problem:
     optimum: float
     description: str
 
+    noise: float = 0.0  # sd of the Gaussian evaluation noise of a child (reward units)
+
     def reward(self, actions: Sequence[int]) -> float:
+        """The architecture's true reward."""
         raise NotImplementedError
+
+    def observe(self, actions: Sequence[int], rng: np.random.Generator) -> float:
+        """What training the child tells the search: the true reward plus noise."""
+        value = self.reward(actions)
+        return value + float(rng.normal(0.0, self.noise)) if self.noise else value
 
 
 class ChainFormula(Problem):
@@ -213,6 +228,138 @@ class Table(Problem):
         return float(self.rows[tuple(actions)]["val_acc"])
 
 
+class Synthetic(Problem):
+    """A problem whose true rewards are computed for a whole batch at once (numpy)."""
+
+    n: int
+    a: int
+
+    def true_batch(self, grid: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def reward(self, actions: Sequence[int]) -> float:
+        return float(self.true_batch(np.asarray([actions], dtype=np.int64))[0])
+
+    def _best_known(self, rng: np.random.Generator) -> float:
+        grid = rng.integers(0, self.a, (50000, self.n))
+        values = self.true_batch(grid)
+        best = float(values.max())
+        for start in grid[np.argsort(values)[-50:]]:
+            x, fx = start.copy(), self.true_batch(start[None])[0]
+            while True:
+                nbrs = np.repeat(x[None], self.n * self.a, 0)
+                nbrs[np.arange(self.n * self.a), np.repeat(np.arange(self.n), self.a)] = (
+                    np.tile(np.arange(self.a), self.n))
+                vals = self.true_batch(nbrs)
+                if vals.max() <= fx + 1e-12:
+                    break
+                x, fx = nbrs[vals.argmax()], vals.max()
+            best = max(best, float(fx))
+        return best
+
+
+class NKLandscape(Synthetic):
+    """Kauffman's NK landscape over ``n`` decisions of ``a`` choices.
+
+    Decision ``i`` contributes a random value (uniform in [0, 1)) that depends
+    on its own choice and on the choices of ``k`` other decisions (its
+    "epistatic" neighbours, drawn at random): ``k = 0`` is separable, larger
+    ``k`` makes the landscape more rugged. The reward is
+    ``0.55 + 0.4 * mean contribution`` with evaluation noise ``noise``
+    (Gaussian, standard deviation in reward units) if set. The optimum is
+    not known in closed form: ``optimum`` is the best of 50,000 random
+    architectures each improved by steepest-ascent hill climbing from the
+    best 50 of them (a lower bound).
+    """
+
+    def __init__(self, name: str, n: int, a: int, k: int, seed: int,
+                 noise: float = 0.0) -> None:
+        rng = np.random.default_rng(seed)
+        self.n, self.a, self.k = n, a, k
+        self.neighbours = np.array([
+            [i, *rng.choice([j for j in range(n) if j != i], k, replace=False)]
+            for i in range(n)
+        ], dtype=np.int64)  # (n, k + 1): decision i first
+        self.table = rng.random((n, a ** (k + 1)))
+        self.weights = a ** np.arange(k, -1, -1)
+        self.noise = noise
+        self.name = name
+        self.space = ListSpace([(f"d{i}", range(a)) for i in range(n)])
+        self.optimum = self._best_known(rng)
+        self.description = (
+            f"NK landscape, {n} decisions x {a} choices ({a**n:,} architectures), "
+            f"K={k}" + (f", evaluation noise sd {noise}" if noise else ", no noise")
+        )
+
+    def true_batch(self, grid: np.ndarray) -> np.ndarray:
+        index = (grid[:, self.neighbours] * self.weights).sum(-1)  # (batch, n)
+        return 0.55 + 0.4 * self.table[np.arange(self.n), index].mean(-1)
+
+
+class RandomNetwork(Synthetic):
+    """A reward made by a fixed random two-layer network of the one-hot decisions.
+
+    Every decision can interact with every other through the hidden layer
+    (``hidden`` tanh units, weights N(0, 1/fan-in)), unlike NK's fixed
+    neighbourhoods; the output, standardised over random architectures and
+    divided by 1.5, is squashed by a sigmoid into [0.55, 0.95].
+    ``noise`` adds Gaussian evaluation noise (reward units), as retraining a
+    child with another seed would. ``optimum``: best known, as for
+    :class:`NKLandscape`.
+    """
+
+    def __init__(self, name: str, n: int, a: int, hidden: int, seed: int,
+                 noise: float = 0.0) -> None:
+        rng = np.random.default_rng(seed)
+        self.n, self.a = n, a
+        self.w1 = rng.normal(0.0, 1.0 / math.sqrt(n), (n * a, hidden))
+        self.b1 = rng.normal(0.0, 0.5, hidden)
+        self.w2 = rng.normal(0.0, 1.0 / math.sqrt(hidden), hidden)
+        self.noise = noise
+        self.name = name
+        self.space = ListSpace([(f"d{i}", range(a)) for i in range(n)])
+        grid = rng.integers(0, a, (20000, n))
+        raw = self._raw(grid)
+        self.center, self.scale = float(raw.mean()), 1.5 * float(raw.std())
+        self.optimum = self._best_known(rng)
+        self.description = (
+            f"random network reward, {n} decisions x {a} choices ({a**n:,} architectures), "
+            f"{hidden} hidden units" + (f", evaluation noise sd {noise}" if noise else ", no noise")
+        )
+
+    def _raw(self, grid: np.ndarray) -> np.ndarray:
+        hot = grid + self.a * np.arange(self.n)  # (batch, n) indices into n * a
+        hidden = np.tanh(self.w1[hot].sum(1) + self.b1)
+        return hidden @ self.w2
+
+    def true_batch(self, grid: np.ndarray) -> np.ndarray:
+        z = (self._raw(grid) - self.center) / self.scale
+        return 0.55 + 0.4 / (1.0 + np.exp(-z))
+
+
+# The big problems (>= 10,000 architectures): settings are tuned on TUNE only and
+# reported on every problem; TEST problems are never looked at while tuning.
+BIG_PROBLEMS: dict[str, tuple[str, Callable[[], Problem]]] = {
+    "formula": ("tune", lambda: ChainFormula()),
+    "nk_tune": ("tune", lambda: NKLandscape("nk_tune", n=10, a=4, k=2, seed=101)),
+    "nk_rugged": ("test", lambda: NKLandscape("nk_rugged", n=12, a=3, k=4, seed=202)),
+    "nk_wide": ("test", lambda: NKLandscape("nk_wide", n=8, a=6, k=1, seed=303,
+                                            noise=0.005)),
+    "randnet_tune": ("tune", lambda: RandomNetwork("randnet_tune", n=10, a=4, hidden=16,
+                                                   seed=606, noise=0.005)),
+    "randnet": ("test", lambda: RandomNetwork("randnet", n=9, a=5, hidden=16, seed=404)),
+    "randnet_noisy": ("test", lambda: RandomNetwork("randnet_noisy", n=14, a=3, hidden=32,
+                                                    seed=505, noise=0.01)),
+}
+
+
+ROLES = {
+    "tune": "to choose the presets' settings (and to report)",
+    "test": "only to report: never looked at while choosing settings",
+    "table": "to report (a small table: random search covers much of it)",
+}
+
+
 def run(factory: Factory, problem: Problem, seed: int, budget: int,
         repeats: str = "reuse", reuse_limit: int = 20) -> dict[str, Any]:
     """One sequential search (the loop's way: ask, then tell); best reward after each child.
@@ -221,20 +368,26 @@ def run(factory: Factory, problem: Problem, seed: int, budget: int,
     :class:`~nas_lightning.execution.repeats.Repeats` the engine uses): with
     ``reuse`` a proposal of an architecture already queried is told its
     reward and does not count as a child; with ``train`` every query counts.
+    On a noisy problem the strategy is told noisy rewards, and the curve holds
+    the true reward of the child with the best told reward (what a user who
+    picks the best child gets).
     """
     strategy = factory(problem.space, seed, budget)
     rule: Repeats[float] = Repeats(repeats, reuse_limit)
-    best, curve, seen = -math.inf, [], set()
+    noise = np.random.default_rng([seed, 7919])
+    best_told, best, curve, seen = -math.inf, -math.inf, [], set()
     while len(curve) < budget:
         proposal = strategy.ask()
         known = rule.reuse(proposal.actions)
         if known is not None:
             strategy.tell(proposal, known)
             continue
-        reward = problem.reward(proposal.actions)
-        strategy.tell(proposal, reward)
-        rule.add(proposal.actions, reward)
-        best = max(best, reward)
+        told = problem.observe(proposal.actions, noise)
+        strategy.tell(proposal, told)
+        rule.add(proposal.actions, told)
+        if told > best_told:
+            best_told = told
+            best = problem.reward(proposal.actions) if problem.noise else told
         curve.append(best)
         seen.add(proposal.actions)
     return {"curve": curve, "distinct": len(seen), "reused": rule.reused}
@@ -306,7 +459,9 @@ def report(results: dict[str, Any]) -> str:
     for problem in results["problems"]:
         budgets = results["budgets"]
         lines += [f"## {problem['name']}: {problem['description']}", ""]
-        lines += [f"Optimum: {problem['optimum']:.4f}", ""]
+        role = problem.get("role", "table")
+        lines += [f"Used {ROLES[role]}. Optimum: {problem['optimum']:.4f}"
+                  + (" (best known)" if problem.get("estimated") else ""), ""]
         lines += _table(problem, budgets, "random")
         if "random_with_replacement" in problem["strategies"]:
             lines += [
@@ -358,6 +513,8 @@ def evaluate(problem: Problem, names: Sequence[str], seeds: int, budgets: Sequen
         )
     return {
         "name": problem.name,
+        "role": BIG_PROBLEMS[problem.name][0] if problem.name in BIG_PROBLEMS else "table",
+        "estimated": isinstance(problem, Synthetic),
         "description": problem.description,
         "optimum": problem.optimum,
         "strategies": list(names),
@@ -403,7 +560,12 @@ def merge(paths: Sequence[Path], out: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--problems", nargs="+", default=["table"], choices=["formula", "table"])
+    parser.add_argument(
+        "--problems", nargs="+", default=["big", "table"],
+        choices=["big", "tune", "test", "table", *BIG_PROBLEMS],
+        help="big: every problem of >= 10,000 architectures (tune + test); table: the "
+             "committed tabular benchmarks",
+    )
     parser.add_argument(
         "--tables",
         type=Path,
@@ -434,15 +596,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.strategies.insert(0, "random")  # every difference is to random search
     torch.set_num_threads(1)  # the controller's ops are tiny; threads only contend
     problems: list[Problem] = []
+    names: list[str] = []
     for name in args.problems:
-        if name == "formula":
-            formula = ChainFormula()
-            checked = formula.brute_force_optimum()
-            if abs(checked - formula.optimum) > 1e-9:
-                raise RuntimeError(f"DP optimum {formula.optimum} != brute force {checked}")
-            problems.append(formula)
-        else:
+        if name == "table":
             problems += [Table(t) for t in args.tables if ".partial" not in t.name]
+            continue
+        names += [big for big, (role, _) in BIG_PROBLEMS.items()
+                  if name in (big, role, "big") and big not in names]
+    for name in names:
+        problem = BIG_PROBLEMS[name][1]()
+        if isinstance(problem, ChainFormula):
+            checked = problem.brute_force_optimum()
+            if abs(checked - problem.optimum) > 1e-9:
+                raise RuntimeError(f"DP optimum {problem.optimum} != brute force {checked}")
+        problems.append(problem)
     results: dict[str, Any] = {
         "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
         "machine": f"{platform.machine()}, torch {torch.__version__}, 1 thread",

@@ -14,11 +14,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from nas_lightning import utils
 from nas_lightning.entry import EXIT_USAGE, check_overrides, one_line_errors
 from nas_lightning.search.signals import PROCESS_TOKEN, SearchInterrupted
-
-PACKAGE = Path(__file__).resolve().parent
-
 
 # Exit status of a search (README, "What a run folder guarantees").
 EXIT_BAD_CONFIG = EXIT_USAGE  # one line: a bad value or key, a missing file, a full disk
@@ -32,13 +30,7 @@ OmegaConf.register_new_resolver("run_token", lambda: PROCESS_TOKEN, replace=True
 
 def config_dir() -> str:
     """The config folder: the package's copy (installed) or the clone's ``conf/``."""
-    for candidate in (PACKAGE / "conf", PACKAGE.parent / "conf"):
-        if (candidate / "search.yaml").is_file():
-            return str(candidate)
-    raise FileNotFoundError(
-        f"no configs found in {PACKAGE / 'conf'} or {PACKAGE.parent / 'conf'}: "
-        "reinstall nas-lightning, or run from a clone"
-    )
+    return str(utils.config_dir())
 
 
 @one_line_errors

@@ -18,28 +18,24 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nas_lightning.errors import ConfigError, GenotypeError
+from nas_lightning.errors import ConfigError, GenotypeError, first_line
+from nas_lightning.utils import config_dir
 
 EXIT_USAGE = 2
 TRACEBACK_ENV = "NAS_LIGHTNING_TRACEBACK"
-CONF = Path(__file__).resolve().parents[1] / "conf"
+
 
 T = TypeVar("T")
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0].strip() if text else type(err).__name__
 
 
 def describe(err: BaseException) -> str | None:
     """The one-line message of an error the user can fix, or None for a bug."""
     if isinstance(err, (ConfigError, GenotypeError)):
-        return _first_line(err)
+        return first_line(err)
     if isinstance(err, RecursionError):
         return "input nested too deeply (Python's recursion limit); is a genotype file malformed?"
     if isinstance(err, OSError):
-        reason = err.strerror or _first_line(err)
+        reason = err.strerror or first_line(err)
         if err.errno == errno.ENOSPC:
             reason = "no space left on device"
         where = err.filename
@@ -53,7 +49,7 @@ def describe(err: BaseException) -> str | None:
 
         if isinstance(err, yaml.YAMLError):
             mark = getattr(err, "problem_mark", None)
-            problem = getattr(err, "problem", None) or _first_line(err)
+            problem = getattr(err, "problem", None) or first_line(err)
             if mark is not None:
                 return f"{mark.name}:{mark.line + 1}: YAML does not parse: {problem}"
             return f"YAML does not parse: {problem}"
@@ -63,7 +59,7 @@ def describe(err: BaseException) -> str | None:
 
     if isinstance(err, OmegaConfBaseException):
         key = getattr(err, "full_key", None)
-        return f"{key}: {_first_line(err)}" if key else _first_line(err)
+        return f"{key}: {first_line(err)}" if key else first_line(err)
     return None
 
 
@@ -133,7 +129,7 @@ def _suggest(key: str, candidates: Iterable[str]) -> str | None:
 
 
 def override_error(
-    err: Exception, config_name: str, overrides: list[str], conf_dir: Path = CONF
+    err: Exception, config_name: str, overrides: list[str], conf_dir: Path | None = None
 ) -> str:
     """One line for an override Hydra rejected, with the close key it probably meant."""
     from hydra.errors import MissingConfigException, OverrideParseException
@@ -146,12 +142,12 @@ def override_error(
         options = ", ".join(sorted(err.options))
         if group:
             return f"{group}={value}: no such option in conf/{group}/; choose one of: {options}"
-        return f"{_first_line(err)} (options: {options})"
+        return f"{first_line(err)} (options: {options})"
     if isinstance(err, OverrideParseException):
-        return f"cannot parse the overrides {' '.join(overrides)!r}: {_first_line(err)}"
+        return f"cannot parse the overrides {' '.join(overrides)!r}: {first_line(err)}"
     if text.startswith("Could not override '"):
         key = text[len("Could not override '"):].split("'", 1)[0]
-        keys, groups = _known(config_name, conf_dir)
+        keys, groups = _known(config_name, conf_dir or config_dir())
         near = _suggest(key, sorted(set(keys) | set(groups)))
         what = "config group" if key in groups or near in groups else "key"
         hint = f"; did you mean {near!r}?" if near else ""
@@ -159,10 +155,10 @@ def override_error(
             return f"unknown {what} {key!r} for {config_name}.py{hint}"
         return (f"unknown {what} {key!r} for {config_name}.py{hint} "
                 f"(to add a new key on purpose, write +{key}=...)")
-    return _first_line(err)
+    return first_line(err)
 
 
-def check_overrides(config_name: str, argv: list[str], conf_dir: Path = CONF) -> None:
+def check_overrides(config_name: str, argv: list[str], conf_dir: Path | None = None) -> None:
     """Compose ``argv``'s overrides once before Hydra does, to report a bad one in one line.
 
     Hydra's own report of an unknown key is several lines and suggests
@@ -176,7 +172,7 @@ def check_overrides(config_name: str, argv: list[str], conf_dir: Path = CONF) ->
     from hydra.errors import HydraException
 
     try:
-        with initialize_config_dir(str(conf_dir), version_base="1.3"):
+        with initialize_config_dir(str(conf_dir or config_dir()), version_base="1.3"):
             compose(config_name, overrides=argv)
     except HydraException as err:
         exit_with(override_error(err, config_name, argv, conf_dir))

@@ -3,6 +3,21 @@
 from __future__ import annotations
 
 
+def first_line(err: BaseException) -> str:
+    """An error's message in one line: its first line, or the error's type if empty.
+
+    A first line that ends with a colon announces the cause on the next
+    line (``Error loading 'x':`` then ``RuntimeError('...')``): the cause is
+    kept, so the line is never cut before what it announces.
+    """
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid.
 

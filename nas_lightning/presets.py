@@ -48,8 +48,7 @@ from omegaconf import DictConfig, OmegaConf
 from nas_lightning.errors import ConfigError
 from nas_lightning.spaces.base import SearchSpace
 from nas_lightning.strategies.base import Strategy
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from nas_lightning.utils import config_dir
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ def strategy_config(
     name: str,
     budget: int = 100,
     overrides: Sequence[str] = (),
-    conf_dir: str | Path = CONF,
+    conf_dir: str | Path | None = None,
 ) -> DictConfig:
     """The resolved ``strategy`` node of a preset, as ``search.py`` would compose it.
 
@@ -87,13 +86,14 @@ def strategy_config(
         budget: the number of children (``search.num_children``).
         overrides: dot-list overrides such as ``strategy.lr=1e-3`` or
             ``controller.hidden=32``.
-        conf_dir: the config folder (the repository's ``conf``).
+        conf_dir: the config folder (default: the package's, installed or in a clone).
     """
     if name not in PRESETS:
         raise ConfigError("strategy", f"unknown preset {name!r}; one of {sorted(PRESETS)}")
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError("budget", f"must be an integer >= 1, got {budget!r}")
-    preset, conf_dir = PRESETS[name], Path(conf_dir)
+    preset = PRESETS[name]
+    conf_dir = Path(conf_dir) if conf_dir is not None else config_dir()
     if not (conf_dir / "strategy").is_dir():
         raise ConfigError("conf_dir", f"{conf_dir} has no strategy/ folder (the repo's conf)")
     root = OmegaConf.create({"search": {"num_children": budget}})
@@ -114,7 +114,7 @@ def make_strategy(
     budget: int = 100,
     seed: int = 0,
     overrides: Sequence[str] = (),
-    conf_dir: str | Path = CONF,
+    conf_dir: str | Path | None = None,
 ) -> Strategy:
     """A strategy built from a named preset (see the module's table).
 

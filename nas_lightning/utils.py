@@ -5,6 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def config_dir() -> Path:
+    """The config folder: the package's copy (installed wheel) or the clone's ``conf/``."""
+    for candidate in (PACKAGE / "conf", PACKAGE.parent / "conf"):
+        if (candidate / "search.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"no configs found in {PACKAGE / 'conf'} or {PACKAGE.parent / 'conf'}: "
+        "reinstall nas-lightning, or run from a clone"
+    )
 
 
 def global_rank() -> int:

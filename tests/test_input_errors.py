@@ -555,3 +555,20 @@ def test_train_logger_survives_wandb_dying_mid_training(tmp_path, monkeypatch, c
     logger.log_metrics({"train/loss": 0.5}, step=1)
     warnings = [r.message for r in caplog.records if "W&B logging is off" in r.message]
     assert len(warnings) == 1
+
+
+def test_a_target_that_fails_to_import_names_the_cause(tmp_path, monkeypatch):
+    """A broken install (torch and torchvision from different builds) fails at
+    import: the one line says why, not only which target."""
+    from nas_lightning.search.builders import build
+
+    (tmp_path / "broken_dependency.py").write_text(
+        "raise RuntimeError('operator torchvision::nms does not exist')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError) as info:
+        build({"_target_": "broken_dependency.Trainer"}, "trainer")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("trainer: Error loading 'broken_dependency.Trainer':")
+    assert "operator torchvision::nms does not exist" in message
+    assert isinstance(info.value.__cause__, Exception)  # the traceback keeps the cause

@@ -109,3 +109,36 @@ def test_installed_search_runs_outside_a_clone(unpacked, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     for name in ("children.jsonl", "best.json", "summary.json", "search.log", "reward_curve.png"):
         assert (tmp_path / "out" / name).is_file(), name
+
+
+@pytest.mark.slow  # imports torch in a fresh process
+def test_installed_python_api_builds_presets_outside_a_clone(unpacked, tmp_path):
+    done = _run_installed(unpacked, tmp_path, (
+        "from nas_lightning.presets import make_strategy\n"
+        "from nas_lightning.spaces import ListSpace\n"
+        "space = ListSpace([('a', [1, 2, 3]), ('b', ['x', 'y'])])\n"
+        "for name in ('reinforce', 'evolution', 'tpe'):\n"
+        "    s = make_strategy(name, space, budget=10, seed=0)\n"
+        "    p = s.ask(); s.tell(p, 0.5)\n"
+        "print('OK')\n"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "OK"
+
+
+def _readme_snippets() -> list[str]:
+    """The README's Python blocks that need no run folder of the reader's own."""
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    return [b for b in blocks if "<run>" not in b]
+
+
+def test_the_readme_has_runnable_python_snippets():
+    assert len(_readme_snippets()) >= 2
+
+
+@pytest.mark.slow  # imports torch in a fresh process per snippet
+@pytest.mark.parametrize("index", range(len(_readme_snippets())))
+def test_readme_python_snippets_run_from_an_installed_wheel(unpacked, tmp_path, index):
+    done = _run_installed(unpacked, tmp_path, _readme_snippets()[index])
+    assert done.returncode == 0, done.stderr[-2000:]

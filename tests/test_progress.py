@@ -103,14 +103,14 @@ def test_child_lines_carry_time_left_until_the_last(tmp_path, caplog, monkeypatc
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("search: ")
     child = [line for line in lines if line.startswith("child ")]
-    assert child[0].startswith("child 1/3 val_acc=0.5000 reward=0.5000 baseline=0.4000")
+    assert child[0].startswith("child 0 (1/3) val_acc=0.5000 reward=0.5000 baseline=0.4000")
     assert child[0].endswith("left~20s")  # 10 s per child, 2 to go
-    assert child[1].startswith("child 2/3 failed (boom)") and child[1].endswith("left~15s")
+    assert child[1].startswith("child 1 (2/3) failed (boom)") and child[1].endswith("left~15s")
 
 
 def test_last_child_line_has_no_time_left():
     line = child_line(_record(2, 0.7, 0.7), {}, 3)
-    assert line == "child 3/3 val_acc=0.7000 reward=0.7000 params=12.3k 1.5s best=0.7000"
+    assert line == "child 2 (3/3) val_acc=0.7000 reward=0.7000 params=12.3k 1.5s best=0.7000"
 
 
 def test_bar_prints_log_lines_above_it_and_restores_handlers(tmp_path, capsys):
@@ -129,7 +129,7 @@ def test_bar_prints_log_lines_above_it_and_restores_handlers(tmp_path, capsys):
     finally:
         logger.removeHandler(handler)
         logging.getLogger("nas_lightning.search").setLevel(old_level)
-    assert "child 1/2 val_acc=0.6000" in capsys.readouterr().out
+    assert "child 0 (1/2) val_acc=0.6000" in capsys.readouterr().out
 
 
 def test_auto_threads_share_free_cores():
@@ -163,7 +163,7 @@ def test_tiny_search_prints_banner_then_a_line_per_child(tiny_search_cfg, caplog
     caplog.set_level(logging.INFO, logger="nas_lightning.search")
     run_search(tiny_search_cfg())
     lines = [r.getMessage() for r in caplog.records]
-    first_child = next(i for i, line in enumerate(lines) if line.startswith("child 1/2"))
+    first_child = next(i for i, line in enumerate(lines) if line.startswith("child 0 (1/2)"))
     assert any(line.startswith("search: ") for line in lines[:first_child])
     assert "left~" in lines[first_child]
     assert sum(line.startswith("child ") for line in lines) == 2

@@ -8,12 +8,7 @@ from typing import Any
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
-from nas_lightning.errors import ConfigError, GenotypeError
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+from nas_lightning.errors import ConfigError, GenotypeError, first_line
 
 
 def _translate(err: BaseException, key: str) -> ConfigError:
@@ -22,9 +17,7 @@ def _translate(err: BaseException, key: str) -> ConfigError:
         cause = cause.__cause__
     if isinstance(cause, ConfigError):
         return cause.prefixed(key)
-    if isinstance(cause, GenotypeError):
-        return ConfigError(key, _first_line(cause))
-    return ConfigError(key, _first_line(cause))
+    return ConfigError(key, first_line(cause))
 
 
 def build(node: Any, key: str) -> Any:
@@ -34,7 +27,7 @@ def build(node: Any, key: str) -> Any:
     try:
         return instantiate(node)
     except (InstantiationException, ConfigError, GenotypeError, TypeError, ValueError) as err:
-        raise _translate(err, key) from None
+        raise _translate(err, key) from err
 
 
 def build_partial(node: Any, key: str, *args: Any, **kwargs: Any) -> Any:
@@ -43,4 +36,4 @@ def build_partial(node: Any, key: str, *args: Any, **kwargs: Any) -> Any:
     try:
         return factory(*args, **kwargs)
     except (ConfigError, GenotypeError, TypeError, ValueError) as err:
-        raise _translate(err, key) from None
+        raise _translate(err, key) from err

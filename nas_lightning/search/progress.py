@@ -162,11 +162,12 @@ def progress_mode(cfg: DictConfig, stream: Any = None) -> str:
 
 def child_line(record: dict[str, Any], stats: dict[str, float], total: int) -> str:
     """The one log line of a finished child."""
-    i = record["index"] + 1
+    # The child's number is its record's index (as in best.json, the pictures
+    # and `runs`); the count of children recorded so far follows it.
+    name = f"child {record['index']} ({record['index'] + 1}/{total})"
     if record["status"] != "ok":
-        return (f"child {i}/{total} {record['status']} ({record.get('error')}) "
-                f"{record['seconds']:.1f}s")
-    parts = [f"child {i}/{total}", f"val_acc={record['val_acc']:.4f}",
+        return f"{name} {record['status']} ({record.get('error')}) {record['seconds']:.1f}s"
+    parts = [name, f"val_acc={record['val_acc']:.4f}",
              f"reward={record['reward']:.4f}"]
     if "baseline" in stats:
         parts.append(f"baseline={stats['baseline']:.4f}")

@@ -6,11 +6,10 @@ from pathlib import Path
 
 from nas_lightning.errors import GenotypeError
 from nas_lightning.genotypes import load_genotype
+from nas_lightning.utils import config_dir
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 
-
-def model_group_for(argv: list[str], conf_dir: Path = CONF) -> str | None:
+def model_group_for(argv: list[str], conf_dir: Path | None = None) -> str | None:
     """``model=<kind>`` for the genotype named on the command line, or None.
 
     ``python train.py genotype=mobilenetv3_small`` should build a mobile
@@ -35,6 +34,7 @@ def model_group_for(argv: list[str], conf_dir: Path = CONF) -> str | None:
         kind = load_genotype(genotype).kind
     except (GenotypeError, OSError, ValueError):
         return None
+    conf_dir = conf_dir or config_dir()
     if kind == "nasnet" or not (conf_dir / "model" / f"{kind}.yaml").is_file():
         return None  # nasnet: the config's default
     return f"model={kind}"

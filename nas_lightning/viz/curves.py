@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from matplotlib.ticker import MaxNLocator
+
 from nas_lightning.viz.canvas import new_figure, save
 
 
@@ -42,7 +44,7 @@ def plot_search_curve(
     """Save the reward curve of ``records`` (children.jsonl rows) as a PNG."""
     fig = new_figure(7.0, 4.2)
     ax = fig.add_subplot()
-    xs = [r["index"] + 1 for r in records]
+    xs = [r["index"] for r in records]  # the child's number, as everywhere
     ok = [r.get("status") == "ok" and _number(r.get("reward")) is not None for r in records]
     rewards = [_number(r.get("reward")) if good else None for r, good in zip(records, ok,
                                                                                strict=True)]
@@ -60,7 +62,7 @@ def plot_search_curve(
         ax.step(xs, [b if b is not None else math.nan for b in best], where="post",
                 c="tab:orange", lw=1.4, label="best so far", zorder=2)
     if baselines:
-        pts = sorted((i + 1, b) for i, b in baselines.items() if _number(b) is not None)
+        pts = sorted((i, b) for i, b in baselines.items() if _number(b) is not None)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], c="tab:purple", lw=1.1, ls="--",
                 label="controller baseline", zorder=2)
     failed = [x for x, good in zip(xs, ok, strict=True) if not good]
@@ -69,6 +71,7 @@ def plot_search_curve(
         ax.scatter(failed, [low] * len(failed), marker="x", c="tab:red", s=24, zorder=3,
                    label=f"failed ({len(failed)})")
     ax.set_xlabel("child")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("reward" if len(ax.collections) < 2 else "reward / accuracy")
     if not title:
         top = max(((v, x) for x, v in zip(xs, rewards, strict=True) if v is not None),
@@ -78,6 +81,6 @@ def plot_search_curve(
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     if xs:
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="best")  # where it hides the fewest points
     fig.tight_layout()
     return save(fig, path)

@@ -361,7 +361,8 @@ ROLES = {
 
 
 def run(factory: Factory, problem: Problem, seed: int, budget: int,
-        repeats: str = "reuse", reuse_limit: int = 50) -> dict[str, Any]:
+        repeats: str = "reuse", reuse_limit: int = 50,
+        marks: Sequence[int] = (25, 50, 100, 200)) -> dict[str, Any]:
     """One sequential search (the loop's way: ask, then tell); best reward after each child.
 
     ``repeats`` is the search's ``search.repeats`` rule (the same
@@ -373,13 +374,22 @@ def run(factory: Factory, problem: Problem, seed: int, budget: int,
     noisy problem the strategy is told noisy rewards, and the curve holds the
     true reward of the child with the best told reward (what a user who picks
     the best child gets).
+
+    At each of ``marks`` children it records the distinct architectures
+    trained so far and the strategy's ``diagnostics()`` (the RL controllers:
+    the policy's entropy), where the strategy has that method.
     """
     strategy = factory(problem.space, seed, budget)
+    diagnose = getattr(strategy, "diagnostics", None)
+    at: dict[str, dict[str, float]] = {}
     rule: Repeats[float] = Repeats(repeats, reuse_limit)
     noise = np.random.default_rng([seed, 7919])
     best_told, best, curve, seen = -math.inf, -math.inf, [], set()
     while len(curve) < budget:
-        if rule.converged:
+        if rule.converged:  # the search stops; what it has stays for the rest of the budget
+            for mark in marks:
+                if len(curve) < mark <= budget:
+                    at[str(mark)] = {"distinct": len(seen), **(diagnose() if diagnose else {})}
             curve += [best] * (budget - len(curve))
             break
         proposal = strategy.ask()
@@ -396,7 +406,9 @@ def run(factory: Factory, problem: Problem, seed: int, budget: int,
             best = problem.reward(proposal.actions) if problem.noise else told
         curve.append(best)
         seen.add(proposal.actions)
-    return {"curve": curve, "distinct": len(seen), "reused": rule.reused}
+        if len(curve) in marks:
+            at[str(len(curve))] = {"distinct": len(seen), **(diagnose() if diagnose else {})}
+    return {"curve": curve, "distinct": len(seen), "reused": rule.reused, "at": at}
 
 
 def bootstrap_difference(
@@ -484,6 +496,18 @@ def report(results: dict[str, Any]) -> str:
             st = problem["stats"][name]
             lines.append(f"| {name} | {PRESETS[name][0]} | {st['distinct']:.1f} "
                          f"| {st.get('reused', 0):.1f} |")
+        with_entropy = [n for n in problem["strategies"]
+                        if "entropy" in problem["stats"][n].get("at", {}).get(str(budgets[0]), {})]
+        if with_entropy:
+            lines += ["", "Policy entropy (nats, mean over seeds) / distinct architectures "
+                      "trained, after each budget:", "",
+                      "| strategy | " + " | ".join(f"{b} children" for b in budgets) + " |",
+                      "|---" * (len(budgets) + 1) + "|"]
+            for name in with_entropy:
+                at = problem["stats"][name]["at"]
+                lines.append(f"| {name} | " + " | ".join(
+                    f"{at[str(b)]['entropy']:.2f} / {at[str(b)]['distinct']:.1f}"
+                    for b in budgets) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -512,6 +536,13 @@ def evaluate(problem: Problem, names: Sequence[str], seeds: int, budgets: Sequen
             best[str(b)][name] = [r["curve"][b - 1] for r in rs]
         stats[name] = {"distinct": statistics.mean(r["distinct"] for r in runs[top]),
                        "reused": statistics.mean(r["reused"] for r in runs[top])}
+        at: dict[str, dict[str, float]] = {}
+        for b in budgets:  # per budget: mean distinct architectures and diagnostics
+            rs = [r["at"][str(b)] for r in (runs[b] if by_budget else runs[top])
+                  if str(b) in r["at"]]
+            if rs:
+                at[str(b)] = {k: statistics.mean(x[k] for x in rs) for k in rs[0]}
+        stats[name]["at"] = at
         print(
             f"{problem.name} {name}: {time.process_time() - start:.1f} CPU s",
             file=sys.stderr,

@@ -15,7 +15,7 @@ the papers' budgets (10,000+ children):
 preset                        meaning
 ============================  ==================================================================
 ``random``                    uniform sampling without repeats; the baseline
-``evolution``                 aging evolution, population budget/5 (10..100), tournament P/4,
+``evolution``                 aging evolution, population budget/5 (8..100), tournament P/2,
                               no repeats
 ``evolution_amoebanet``       AmoebaNet: population 100, tournament 25
 ``reinforce``                 REINFORCE, LSTM 32x1, Adam 3e-3, normalised advantages, per child
@@ -24,7 +24,7 @@ preset                        meaning
                               batch 5
 ``ppo_nasnet``                NASNet (and MnasNet): LSTM 100x1, Adam 3.5e-4, entropy 1e-5, batch 10
 ``tpe``                       Optuna's multivariate TPE, 10 random startup trials, no repeats
-``nsga2``                     Optuna's NSGA-II, population budget/5 (10..50), no repeats;
+``nsga2``                     Optuna's NSGA-II, population budget/5 (8..50), no repeats;
                               several objectives
 ============================  ==================================================================
 

@@ -56,14 +56,15 @@ def test_paper_presets_keep_the_papers_values():
 
 
 @pytest.mark.parametrize(
-    "budget, population, sample", [(25, 10, 2), (100, 20, 5), (200, 40, 10), (5000, 100, 25)]
+    "budget, population, sample",
+    [(25, 8, 4), (50, 10, 5), (100, 20, 10), (200, 40, 20), (5000, 100, 50)],
 )
 def test_evolution_is_sized_to_the_budget(budget, population, sample):
     evo = make_strategy("evolution", space(), budget=budget)
     assert isinstance(evo, RegularizedEvolution)
     assert (evo.population_size, evo.sample_size) == (population, sample)
     assert make_strategy("nsga2", space(), budget=budget).population_size == min(
-        50, max(10, budget // 5)
+        50, max(8, budget // 5)
     )
 
 

@@ -1,8 +1,12 @@
+import math
+
+import pytest
 import torch
 
+from nas_lightning.errors import ConfigError
 from nas_lightning.spaces import AnchorDecision, Decision, ListSpace, NASNetSpace
 from nas_lightning.spaces.base import SearchSpace
-from nas_lightning.strategies import Reinforce
+from nas_lightning.strategies import PPO, Reinforce
 
 
 def test_reinforce_moves_probability_toward_a_rewarded_choice():
@@ -80,3 +84,92 @@ def test_tell_stats_and_baseline():
     assert stats["baseline"] == 1.0 and stats["advantage"] == -1.0
     assert s.baseline == 0.5
     assert set(stats) >= {"loss", "entropy", "baseline", "advantage", "log_prob"}
+
+
+def _replay_kwargs(**extra):
+    kwargs = dict(replay=True, replay_size=32, steps=2, top_fraction=0.25, dedup_tries=10,
+                  queue_size=3, queue_weight=0.1)
+    return {**kwargs, **extra}
+
+
+def test_replay_learns_skips_invalid_children_and_avoids_repeats():
+    space = ListSpace([("op", ["a", "b", "c", "d"]), ("k", [3, 5])])
+    s = Reinforce(space, lr=1e-3, seed=0, **_replay_kwargs(dedup_tries=50))
+    seen = []
+    for i in range(8):  # 8 architectures: every one proposed once
+        p = s.ask()
+        seen.append(p.actions)
+        stats = s.tell(p, None if i == 3 else float(p.actions == (2, 1)))
+        assert i == 3 or {"entropy", "threshold", "replayed"} <= set(stats)
+    assert len(set(seen)) == 8
+    assert len(s.memory) == 7 and s.queue[0]["actions"] == [2, 1]
+    assert 0 < s.diagnostics()["entropy"] <= math.log(4) + math.log(2) + 1e-6
+
+
+def test_replay_state_round_trip_continues_identically():
+    space = NASNetSpace(num_blocks=2)
+    a = Reinforce(space, seed=3, **_replay_kwargs())
+    for i in range(6):
+        p = a.ask()
+        a.tell(p, i / 6)
+    b = Reinforce(space, seed=99, **_replay_kwargs())
+    b.load_state_dict(a.state_dict())
+    for _ in range(3):
+        pa, pb = a.ask(), b.ask()
+        assert pa.actions == pb.actions
+        a.tell(pa, 0.5)
+        b.tell(pb, 0.5)
+    assert a.memory == b.memory
+
+
+def test_replay_off_keeps_one_step_per_child_and_no_memory():
+    space = ListSpace([("x", [0, 1, 2])])
+    s = Reinforce(space, seed=0)
+    s.tell(s.ask(), 1.0)
+    assert s.memory == [] and "memory" not in s.state_dict()
+
+
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"steps": 2}, "steps"),
+        ({"top_fraction": 0.2}, "replay"),
+        ({"replay": True, "top_fraction": 0.0}, "top_fraction"),
+        ({"replay": True, "queue_size": -1}, "queue_size"),
+        ({"replay": True, "replay_size": 0}, "replay_size"),
+        ({"replay": True, "importance_clip": 0}, "importance_clip"),
+        ({"replay": True, "entropy_schedule": "linear"}, "budget"),
+        ({"replay": True, "entropy_schedule": "cosine"}, "entropy_schedule"),
+        ({"dedup_tries": 5}, "dedup_tries"),
+    ],
+)
+def test_replay_settings_are_checked(kwargs, key):
+    with pytest.raises(ConfigError, match=key):
+        Reinforce(ListSpace([("x", [0, 1])]), **kwargs)
+
+
+def test_ppo_replay_updates_every_batch_and_skips_invalid():
+    space = ListSpace([("op", ["a", "b", "c", "d"]), ("k", [3, 5])])
+    s = PPO(space, seed=0, batch_size=2, epochs=2, **{
+        k: v for k, v in _replay_kwargs().items() if k != "steps"})
+    updates = []
+    for i in range(6):
+        p = s.ask()
+        updates.append(s.tell(p, None if i == 0 else float(p.actions[0] == 2)).get("updates"))
+    assert updates == [None, None, 1.0, None, 2.0, None]
+    state = s.state_dict()
+    t = PPO(space, seed=5, batch_size=2, epochs=2, **{
+        k: v for k, v in _replay_kwargs().items() if k != "steps"})
+    t.load_state_dict(state)
+    assert t.ask().actions == s.ask().actions and t.pending == s.pending == 1
+
+
+def test_entropy_schedule_falls_to_zero_at_the_budget():
+    s = Reinforce(ListSpace([("x", [0, 1])]), entropy_weight=0.1, replay=True,
+                  entropy_schedule="linear", budget=4)
+    weights = []
+    for _ in range(4):
+        weights.append(s.current_entropy_weight)
+        s.tell(s.ask(), 1.0)
+    assert weights == pytest.approx([0.1, 0.075, 0.05, 0.025])
+    assert s.current_entropy_weight == 0.0

@@ -71,7 +71,7 @@ def test_strategy_configs_instantiate_with_the_paper_settings(tiny_search_cfg):
     # The plain names are sized to the budget.
     cfg = tiny_search_cfg("strategy=evolution", "search.num_children=100")
     evo = instantiate(cfg.strategy)(space=NASNetSpace(), seed=0)
-    assert (evo.population_size, evo.sample_size) == (20, 5)
+    assert (evo.population_size, evo.sample_size) == (20, 10)
     rnd = instantiate(tiny_search_cfg("strategy=random").strategy)(space=NASNetSpace(), seed=0)
     assert isinstance(rnd, RandomSearch)
 

@@ -46,7 +46,9 @@ def budget_population(budget: int | None, low: int, high: int) -> int:
 
     The first population is drawn at random, so a population as large as the
     budget is random search; a fifth leaves four fifths of the children to
-    selection (P=20 for 100 children; the papers' 100 from 500 on).
+    selection (P=20 for 100 children; the papers' 100 from 500 on). The
+    floor (8 for evolution and NSGA-II) keeps small budgets from spending
+    their first 10-20 children on random draws.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError(
@@ -67,8 +69,9 @@ class RegularizedEvolution(Strategy):
         space: the search space.
         population_size: P, members kept alive (the paper: 100); None: from
             ``budget`` (:func:`budget_population`).
-        sample_size: S, tournament size (the paper: 25); None: P / 4, at
-            least 2 (the paper's ratio).
+        sample_size: S, tournament size (the paper: 25); None: P / 2, at
+            least 2 (the paper's P / 4 needs the paper's budget: with P=8
+            a tournament of 2 is close to a random parent).
         budget: the children the search will train; only read when
             ``population_size`` is None.
         dedup_tries: draws (or tournaments) to find an architecture not yet
@@ -88,9 +91,9 @@ class RegularizedEvolution(Strategy):
         super().__init__(space, seed)
         self._avoid_repeats(dedup_tries)
         if population_size is None:
-            population_size = budget_population(budget, low=10, high=100)
+            population_size = budget_population(budget, low=8, high=100)
         if sample_size is None:
-            sample_size = min(population_size, max(2, population_size // 4))
+            sample_size = min(population_size, max(2, population_size // 2))
         if not isinstance(population_size, int) or population_size < 1:
             raise ConfigError(
                 "population_size", f"must be an integer >= 1, got {population_size!r}"

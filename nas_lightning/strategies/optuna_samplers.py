@@ -299,7 +299,7 @@ class NSGA2(OptunaStrategy):
     Args:
         space: the search space.
         population_size: children per generation; None: from ``budget``
-            (a fifth of it, within 10..50).
+            (a fifth of it, within 8..50).
         mutation_prob: per-decision mutation probability (None: Optuna's
             ``1 / number of decisions``).
         crossover_prob: probability of a crossover (else a copy of a parent).
@@ -321,7 +321,7 @@ class NSGA2(OptunaStrategy):
         seed: int = 0,
     ) -> None:
         if population_size is None:
-            population_size = budget_population(budget, low=10, high=50)
+            population_size = budget_population(budget, low=8, high=50)
         if not isinstance(population_size, int) or population_size < 2:
             raise ConfigError(
                 "population_size", f"must be an integer >= 2, got {population_size!r}"

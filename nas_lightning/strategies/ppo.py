@@ -43,6 +43,12 @@ class PPO(PolicyGradientStrategy):
             ``batch_size`` children.
         epochs: gradient steps over each batch.
         clip: the ratio is clipped to ``[1 - clip, 1 + clip]``.
+        replay, replay_size, top_fraction, queue_size, queue_weight,
+            entropy_schedule, budget: see :class:`PolicyGradientStrategy`;
+            with ``replay`` each of the ``epochs`` steps of an update runs on
+            the whole replay, every child against the probability it was
+            proposed with, so the clip bounds how far one child moves the
+            policy however often it is replayed.
         seed: seeds the controller's initial weights and its sampling.
     """
 
@@ -61,6 +67,7 @@ class PPO(PolicyGradientStrategy):
         epochs: int = 4,
         clip: float = 0.2,
         seed: int = 0,
+        **replay: Any,
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError("batch_size", f"must be an integer >= 1, got {batch_size!r}")
@@ -79,14 +86,18 @@ class PPO(PolicyGradientStrategy):
             normalize_advantage=normalize_advantage,
             invalid_reward=invalid_reward,
             seed=seed,
+            **replay,
         )
         self.batch_size, self.epochs, self.clip = batch_size, epochs, clip
         # Told children not yet learned from: plain data, saved in state_dict.
         self.buffer: list[dict[str, Any]] = []
         self.num_updates = 0
+        self.pending = 0  # told children since the last update (replay on)
 
     def _learn(self, proposals: list[Proposal], rewards: list[float | None]) -> dict[str, float]:
         proposals, rewards = self._valid(proposals, rewards)
+        if self.replay:
+            return self._learn_replay(proposals, rewards)
         for p, r in zip(proposals, rewards, strict=True):
             if not p.actions:  # outside the action grid: nothing to score
                 continue
@@ -101,25 +112,22 @@ class PPO(PolicyGradientStrategy):
         stats["buffered"] = float(len(self.buffer))
         return stats
 
-    def _rescore(self, batch: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Joint log-probability and entropy of each child, in batch order.
-
-        Children of a growing space may have different depths; each depth is
-        scored in one teacher-forced pass.
-        """
-        device = next(self.controller.parameters()).device
-        log_prob = torch.zeros(len(batch), device=device)
-        entropy = torch.zeros(len(batch), device=device)
-        by_depth: dict[int, list[int]] = {}
-        for i, item in enumerate(batch):
-            by_depth.setdefault(len(item["actions"]), []).append(i)
-        for rows in by_depth.values():
-            actions = torch.tensor([batch[i]["actions"] for i in rows], dtype=torch.long)
-            out = self.controller(actions=actions)
-            index = torch.tensor(rows, device=device)
-            log_prob = log_prob.index_put((index,), out.log_prob)
-            entropy = entropy.index_put((index,), out.entropy)
-        return log_prob, entropy
+    def _learn_replay(self, proposals: list[Proposal], rewards: list[float]) -> dict[str, float]:
+        """Every ``batch_size`` told children, ``epochs`` clipped steps on the replay."""
+        if not proposals:
+            return {}
+        adv, baseline = self._advantages(rewards)
+        self._add_to_replay(proposals, rewards)
+        self.pending += len(proposals)
+        stats: dict[str, float] = {"baseline": baseline, "advantage": float(adv.mean())}
+        if self.pending >= self.batch_size:
+            self.pending = 0
+            for _ in range(self.epochs):
+                loss, step_stats = self._replay_loss(ratio_clip=self.clip)
+                self._step(loss)
+            self.num_updates += 1
+            stats.update(step_stats, loss=float(loss.detach()), updates=float(self.num_updates))
+        return stats
 
     def _update(self, batch: list[dict[str, Any]]) -> dict[str, float]:
         adv, baseline = self._advantages([item["reward"] for item in batch])
@@ -159,9 +167,12 @@ class PPO(PolicyGradientStrategy):
         state = super().state_dict()
         state["buffer"] = [dict(item, actions=list(item["actions"])) for item in self.buffer]
         state["num_updates"] = self.num_updates
+        if self.replay:
+            state["pending"] = self.pending
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.buffer = [dict(item, actions=list(item["actions"])) for item in state["buffer"]]
         self.num_updates = int(state["num_updates"])
+        self.pending = int(state.get("pending", 0))

@@ -105,3 +105,12 @@ def test_report_loads_and_sorts_in_headless_chromium(tmp_path):
     done = subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,1600",
                            page.as_uri()], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and shot.stat().st_size > 10_000, done.stderr[-2000:]
+
+
+def test_report_command_writes_the_page_and_prints_its_path(tmp_path, capsys):
+    from nas_lightning.runs.__main__ import main
+
+    run = make_run(tmp_path / "run", [0.5, 0.9])
+    main(["report", str(run), "-o", str(tmp_path / "page.html")])
+    assert capsys.readouterr().out.strip() == str(tmp_path / "page.html")
+    assert "<table" in (tmp_path / "page.html").read_text()

@@ -49,3 +49,14 @@ def test_the_study_is_rewritten_to_match_the_records(tmp_path):
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{path}")
     assert [t.value for t in study.trials] == [0.5, 0.6]
     assert not list(run.glob(".study.db*"))
+
+
+def test_study_command_writes_one_study_per_run(tmp_path, capsys):
+    from nas_lightning.runs.__main__ import main
+
+    record = {"index": 0, "status": "ok", "reward": 0.5, "actions": [0, 0], "genotype": {}}
+    (tmp_path / "a").mkdir()
+    _run(tmp_path / "a", [record])
+    main(["study", str(tmp_path / "a")])
+    assert "study.db" in capsys.readouterr().out
+    assert (tmp_path / "a" / "study.db").is_file()

@@ -1,9 +1,11 @@
-"""``python -m nas_lightning.runs list|show|compare``: search runs as tables.
+"""``python -m nas_lightning.runs list|show|compare|report|study``: search runs as tables.
 
     python -m nas_lightning.runs list                          # every run under runs/search
     python -m nas_lightning.runs list "runs/search/2026-12-*" --sort best_reward
     python -m nas_lightning.runs show runs/search/<run> --sort reward --top 10
     python -m nas_lightning.runs compare runs/search/multirun/<sweep>
+    python -m nas_lightning.runs report runs/search/<run or sweep>   # one HTML page
+    python -m nas_lightning.runs study runs/search/<run>   # study.db for optuna-dashboard
 
 Sorting: ``--sort KEY`` on any column; rewards and accuracies sort best
 first, everything else ascending; ``--reverse`` flips it. Tables use rich on
@@ -198,6 +200,25 @@ def cmd_compare(args: argparse.Namespace) -> None:
            args.plain)
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from nas_lightning.runs.report import write_report
+
+    runs = _runs(args.paths)
+    print(write_report([r.path for r in runs], args.output))
+
+
+def cmd_study(args: argparse.Namespace) -> None:
+    from nas_lightning.runs.study import STUDY_NAME, write_study
+
+    for run in _runs(args.paths):
+        try:
+            path = write_study(run.path)
+        except Exception as err:  # any odd content: this run only
+            warn(f"{_short(run.path)}: no study written ({type(err).__name__}: {err})")
+            continue
+        print(f"{path}  (optuna-dashboard sqlite:///{path}; study name {STUDY_NAME!r})")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m nas_lightning.runs", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -223,6 +244,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("paths", nargs="+", help="run folders, folders holding runs, or globs")
     common(p)
     p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("report", help="one self-contained HTML page for a run or a sweep")
+    p.add_argument("paths", nargs="+", help="run folders, folders holding runs, or globs")
+    p.add_argument("-o", "--output", help="the page to write (default: report.html in the "
+                   "run folder, or in the sweep folder for several runs)")
+    p.set_defaults(func=cmd_report, plain=True)
+    p = sub.add_parser("study", help="write each run as an Optuna study (study.db)")
+    p.add_argument("paths", nargs="+", help="run folders, folders holding runs, or globs")
+    p.set_defaults(func=cmd_study, plain=True)
     args = parser.parse_args(argv)
     args.plain = args.plain or not sys.stdout.isatty()
     try:

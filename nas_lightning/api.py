@@ -76,7 +76,7 @@ def optimize(
         strategy: a preset name (``reinforce``, ``ppo``, ``evolution``, ``tpe``,
             ``random``, ...; see :mod:`nas_lightning.presets`) or a strategy.
         seed: the preset's seed.
-        overrides: ``key=value`` settings of the preset (e.g. ``lr=0.01``).
+        overrides: ``key=value`` settings of the preset (e.g. ``strategy.lr=0.01``).
         repeats: ``reuse`` (default) or ``train`` (evaluate every proposal).
         reuse_limit: reused proposals in a row after which the strategy has
             converged (it only repeats) and the search stops before its budget

@@ -37,7 +37,7 @@ def test_repeats_are_told_their_reward_and_not_evaluated_again():
 
     # a controller that settles fast proposes repeats: each costs no evaluation
     result = optimize(counted, SPACE, budget=12, strategy="reinforce", seed=0,
-                      overrides=["lr=0.5"], reuse_limit=5)
+                      overrides=["strategy.lr=0.5"], reuse_limit=5)
     assert len(calls) == len(set(calls)) == len(result.trials)
     assert result.reused > 0
     assert len(result.trials) == 12 or result.converged

@@ -103,14 +103,26 @@ def test_child_lines_carry_time_left_until_the_last(tmp_path, caplog, monkeypatc
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("search: ")
     child = [line for line in lines if line.startswith("child ")]
-    assert child[0].startswith("child 0 (1/3) val_acc=0.5000 reward=0.5000 baseline=0.4000")
+    assert child[0].startswith("child 0 (1/3) reward=0.5000 adv=+0.10 params=12.3k")
     assert child[0].endswith("left~20s")  # 10 s per child, 2 to go
     assert child[1].startswith("child 1 (2/3) failed (boom)") and child[1].endswith("left~15s")
 
 
 def test_last_child_line_has_no_time_left():
     line = child_line(_record(2, 0.7, 0.7), {}, 3)
-    assert line == "child 2 (3/3) val_acc=0.7000 reward=0.7000 params=12.3k 1.5s best=0.7000"
+    assert line == "child 2 (3/3) reward=0.7000 params=12.3k 1.5s best=0.7000"
+
+
+def test_child_lines_fit_an_80_column_terminal():
+    # under the live bar (a terminal): no best and no time left on the line
+    record = {**_record(999, 0.9123, 0.9123), "seconds": 1234.5}
+    line = child_line(record, {"baseline": 0.8, "advantage": -1.234}, 1000, best=False)
+    assert line == "child 999 (1000/1000) reward=0.9123 adv=-1.23 params=12.3k 20m34s"
+    # plain lines (not a terminal: a log file, a batch job) keep the best reward
+    line = child_line({**record, "index": 98, "seconds": 123.4}, {"advantage": -1.2}, 100)
+    assert line.endswith(" 2m03s best=0.9123")
+    mnas = {**record, "reward": 0.7, "extra": {"latency_ms": 12.345}}
+    assert "val_acc=0.9123" in child_line(mnas, {}, 1000)  # shown where it is not the reward
 
 
 def test_bar_prints_log_lines_above_it_and_restores_handlers(tmp_path, capsys):
@@ -129,7 +141,7 @@ def test_bar_prints_log_lines_above_it_and_restores_handlers(tmp_path, capsys):
     finally:
         logger.removeHandler(handler)
         logging.getLogger("nas_lightning.search").setLevel(old_level)
-    assert "child 0 (1/2) val_acc=0.6000" in capsys.readouterr().out
+    assert "child 0 (1/2) reward=0.6000" in capsys.readouterr().out
 
 
 def test_auto_threads_share_free_cores():

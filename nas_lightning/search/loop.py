@@ -30,7 +30,7 @@ from nas_lightning.genotypes.base import genotype_to_dict
 from nas_lightning.rewards.base import ChildMetrics
 from nas_lightning.search.builders import build, build_partial
 from nas_lightning.search.loggers import SearchLogger
-from nas_lightning.search.progress import SearchProgress, print_banner
+from nas_lightning.search.progress import SearchProgress, end_summary, print_banner
 from nas_lightning.search.records import RunRecorder
 from nas_lightning.search.runfolder import RunFolder, open_run_folder
 from nas_lightning.search.threads import apply_num_threads
@@ -279,10 +279,7 @@ def _finish(cfg, run_dir, records, recorder, probe, logger, rank, start,
             logger.log_image(name, Path(path))
     recorder.write_json("summary.json", summary)
     logger.finish(run_dir, records, recorder.best)
-    best = recorder.best
-    if best is not None:
-        log.info("best child %d: reward=%.4f val_acc=%.4f", best["index"], best["reward"],
-                 best["val_acc"])
-        log.info("best genotype: %s", json.dumps(best["genotype"]))
+    for line in end_summary(records, recorder.best, run_dir):
+        log.info("%s", line)
     log.info("run folder: %s", os.path.abspath(run_dir))
     return summary

@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import textwrap
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,28 +162,35 @@ def progress_mode(cfg: DictConfig, stream: Any = None) -> str:
     return "bar" if tty and not csv else "plain"
 
 
-def child_line(record: dict[str, Any], stats: dict[str, float], total: int) -> str:
-    """The one log line of a finished child."""
+def child_line(record: dict[str, Any], stats: dict[str, float], total: int,
+               best: bool = True) -> str:
+    """The one log line of a finished child (``best``: end with the best reward so far)."""
     # The child's number is its record's index (as in best.json, the pictures
     # and `runs`); the count of children recorded so far follows it.
     name = f"child {record['index']} ({record['index'] + 1}/{total})"
     if record["status"] != "ok":
-        return f"{name} {record['status']} ({record.get('error')}) {record['seconds']:.1f}s"
-    parts = [name, f"val_acc={record['val_acc']:.4f}",
-             f"reward={record['reward']:.4f}"]
-    if "baseline" in stats:
-        parts.append(f"baseline={stats['baseline']:.4f}")
+        return f"{name} {record['status']} ({record.get('error')}) {_took(record['seconds'])}"
+    # Short enough for an 80-column terminal: the accuracy only where the reward
+    # is not the accuracy itself (MnasNet's), the controller's advantage to two
+    # places (its baseline is in the logged metrics).
+    parts = [name, f"reward={record['reward']:.4f}"]
+    if record.get("val_acc") is not None and record["val_acc"] != record["reward"]:
+        parts.append(f"val_acc={record['val_acc']:.4f}")
     if "advantage" in stats:
-        parts.append(f"advantage={stats['advantage']:+.4f}")
+        parts.append(f"adv={stats['advantage']:+.2f}")
     for key, value in (record.get("extra") or {}).items():
         if isinstance(value, float):
             parts.append(f"{key}={value:.3g}")
     if isinstance(record.get("params"), int | float):
         parts.append(f"params={record['params'] / 1e3:.1f}k")
-    parts.append(f"{record['seconds']:.1f}s")
-    if record.get("best_reward") is not None:
+    parts.append(_took(record["seconds"]))
+    if best and record.get("best_reward") is not None:
         parts.append(f"best={record['best_reward']:.4f}")
     return " ".join(parts)
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds:.1f}s" if seconds < 60 else format_seconds(seconds)
 
 
 class SearchProgress:
@@ -269,8 +278,10 @@ class SearchProgress:
         if not self.enabled:
             return
         eta = self.eta_seconds()
-        line = child_line(record, stats, self.total)
-        if eta is not None and self.done < self.total:
+        # Under the live bar, which shows the best reward and the time left, the
+        # line leaves them out (and fits an 80-column terminal).
+        line = child_line(record, stats, self.total, best=self._bar is None)
+        if eta is not None and self.done < self.total and self._bar is None:
             line += f" left~{format_seconds(eta)}"
         log.info(line)
         if self._bar is not None:
@@ -292,3 +303,41 @@ class SearchProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def end_summary(records: Sequence[dict[str, Any]], best: dict[str, Any] | None,
+                run_dir: str | Path, top: int = 5, width: int = 80) -> list[str]:
+    """The lines printed when a search ends, each at most ``width`` columns.
+
+    The best ``top`` children (number, reward, accuracy, size), the best
+    architecture in compact form wrapped to the width, and where its full
+    genotype is (``best.json``).
+    """
+    from nas_lightning.runs import genotype_text
+
+    ok = [r for r in records if r.get("status") == "ok" and r.get("reward") is not None]
+    failed = len(records) - len(ok)
+    lines = [f"{len(records)} children trained" + (f", {failed} failed" if failed else "")]
+    if ok:
+        lines.append(f"top {min(top, len(ok))} (child: reward, val_acc, params):")
+        for r in sorted(ok, key=lambda r: (-r["reward"], r["index"]))[:top]:
+            params = r.get("params")
+            size = f", {params / 1e3:.1f}k" if isinstance(params, int | float) else ""
+            lines.append(f"  child {r['index']}: {r['reward']:.4f}, {r['val_acc']:.4f}{size}")
+    if best is not None:
+        text = genotype_text(best.get("genotype"))
+        lines.append(f"best child {best['index']}:")
+        lines += textwrap.wrap(text, width - 2, initial_indent="  ", subsequent_indent="  ",
+                               break_on_hyphens=False) or ["  -"]
+        lines.append(f"full genotype: {_short_path(Path(run_dir) / 'best.json')}")
+    return lines
+
+
+def _short_path(path: Path) -> str:
+    """``path`` relative to the working directory when that is shorter (never cut)."""
+    full = os.path.abspath(path)
+    try:
+        rel = os.path.relpath(full)
+    except ValueError:  # another drive
+        return full
+    return rel if len(rel) < len(full) else full

@@ -155,7 +155,7 @@ def _fill(arg: str, paths: dict[str, str]) -> str:
         (r"runs/search/multirun/<sweep>", "sweep"),
         (r"runs/search/<run>/best\.json", "best"),
         (r"runs/search/<run>/netadapt_final\.json", "mobile"),
-        (r"runs/search/<date>_<time>/best\.json", "best"),
+        (r"runs/search/<date>_<time>_<token>/best\.json", "best"),
         (r"runs/train/<run>/checkpoints/\w+\.ckpt", "ckpt"),
         (r"runs/search/<run>", "run"),
         (r"<run>", "run"),

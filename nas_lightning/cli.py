@@ -62,25 +62,62 @@ def search_task(cfg: DictConfig) -> float | None:
 
     from nas_lightning.search.loop import run_search
 
+    fresh = not cfg.resume and _only_leftovers(Path(run_dir))
     try:
         # A search with its own runner (experiment=enas) replaces the standalone loop.
         run = instantiate(cfg.search.runner) if cfg.search.get("runner") else run_search
         result = run(cfg)
-    except SearchInterrupted as stop:
-        print(f"interrupted ({stop}): resume with python search.py resume={run_dir}",
-              file=sys.stderr)
-        sys.exit(stop.exit_code)
-    except OSError as err:
-        if exit_status(err) != EXIT_FULL_DISK:
-            raise
-        exit_with(f"{describe(err)}; free space, then resume with python search.py "
-                  f"resume={run_dir}", EXIT_FULL_DISK)
+    except Exception as err:
+        if fresh and describe(err) is not None and exit_status(err) == EXIT_USAGE:
+            _remove_leftovers(Path(run_dir))  # a rejected config leaves no folder behind
+        _stopped(err, run_dir)
+        raise
     if result.summary.get("status") == "failed":
         first = next((r.get("error") for r in result.records if r.get("error")), None)
         print(f"error: all {len(result.records)} children failed (first: {first}); "
               f"see {run_dir}/children.jsonl", file=sys.stderr)
         sys.exit(EXIT_ALL_FAILED)
     return result.best["reward"] if result.best else None
+
+
+def _stopped(err: BaseException, run_dir: str) -> None:
+    """Exit for an interrupted search or a full disk (both resumable); else return."""
+    if isinstance(err, SearchInterrupted):
+        print(f"interrupted ({err}): resume with python search.py resume={run_dir}",
+              file=sys.stderr)
+        sys.exit(err.exit_code)
+    if isinstance(err, OSError) and exit_status(err) == EXIT_FULL_DISK:
+        exit_with(f"{describe(err)}; free space, then resume with python search.py "
+                  f"resume={run_dir}", EXIT_FULL_DISK)
+
+
+# What Hydra and the run folder write before the first child: a config rejected
+# by then leaves only these, and they are removed with the folder.
+_LEFTOVERS = {".hydra", "search.log", ".lock", "config.yaml", "run.json", "summary.json"}
+
+
+def _only_leftovers(path: Path) -> bool:
+    try:
+        return {p.name for p in path.iterdir()} <= _LEFTOVERS
+    except OSError:
+        return False
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Remove a new run folder that holds nothing but the files written at start-up."""
+    import shutil
+
+    if not _only_leftovers(path):
+        return  # something else was written meanwhile: keep it all
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    try:
+        path.rmdir()
+    except OSError:
+        pass
 
 
 @one_line_errors

@@ -581,3 +581,31 @@ def test_a_target_that_fails_to_import_names_the_cause(tmp_path, monkeypatch):
     assert message.startswith("trainer: Error loading 'broken_dependency.Trainer':")
     assert "operator torchvision::nms does not exist" in message
     assert isinstance(info.value.__cause__, Exception)  # the traceback keeps the cause
+
+
+def test_a_rejected_config_leaves_no_run_folder_behind(tmp_path):
+    from nas_lightning.cli import search_task
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)  # what Hydra writes before the task starts
+    (run / ".hydra" / "config.yaml").write_text("{}\n")
+    (run / "search.log").write_text("")
+    cfg = compose_config("search", ["logger=csv", "controller.hidden=0"])
+    cfg.run_dir = str(run)
+    with pytest.raises(SystemExit) as done:
+        search_task(cfg)
+    assert done.value.code == 2
+    assert not run.exists()
+
+
+def test_a_rejected_config_keeps_a_folder_that_held_other_files(tmp_path):
+    from nas_lightning.cli import search_task
+
+    run = tmp_path / "mine"
+    run.mkdir()
+    (run / "notes.txt").write_text("the user's own file")
+    cfg = compose_config("search", ["logger=csv", "controller.hidden=0"])
+    cfg.run_dir = str(run)
+    with pytest.raises(SystemExit):
+        search_task(cfg)
+    assert (run / "notes.txt").read_text() == "the user's own file"

@@ -25,6 +25,23 @@ from nas_lightning.errors import ConfigError
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 
+
+#: Fewer channels than this in any convolution: train in the default memory format.
+CHANNELS_LAST_MIN = 8
+
+
+def channels_last_safe(net: nn.Module) -> bool:
+    """Whether ``net`` may train in channels-last memory format on a CPU.
+
+    Torch's CPU channels-last convolution backward corrupts memory (crashes
+    with ``free(): invalid next size`` or a segmentation fault) on some CPUs
+    when a convolution has very few channels, as the tiny networks of tests
+    and smoke runs do; real networks have many more. Channels-last is a speed
+    option only, so such networks train in the default format instead.
+    """
+    return all(m.in_channels >= CHANNELS_LAST_MIN and m.out_channels >= CHANNELS_LAST_MIN
+               for m in net.modules() if isinstance(m, nn.Conv2d))
+
 class ChildDivergedError(RuntimeError):
     """The child's training loss became NaN or infinite."""
 
@@ -90,7 +107,9 @@ class ChildModule(pl.LightningModule):
                 "bn_recalibration_batches", f"must be >= 0, got {bn_recalibration_batches}"
             )
         self.bn_recalibration_batches = bn_recalibration_batches
-        if channels_last:
+        if channels_last and not channels_last_safe(self.net):
+            self.channels_last = False  # see channels_last_safe
+        if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")

@@ -92,3 +92,20 @@ def test_child_metrics_take_rank_zeros_latency_under_ddp():
                         extra=cb.extra, train_seconds=cb.seconds)
         assert reward(result.metrics()) == expected
         assert result.params == 6 and (world_size == 1 or cb.seconds == 1.0)
+
+
+def test_networks_with_very_few_channels_train_in_the_default_memory_format():
+    """Torch's CPU channels-last backward corrupts memory on some CPUs for convolutions
+    of a few channels (a 4-filter search child crashed): such networks stay contiguous."""
+    import torch
+    from torch import nn
+
+    from nas_lightning.child import ChildModule, channels_last_safe
+
+    tiny = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 1, stride=2), nn.Flatten())
+    wide = nn.Sequential(nn.Conv2d(8, 16, 3), nn.Conv2d(16, 8, 1, stride=2), nn.Flatten())
+    assert not channels_last_safe(tiny) and channels_last_safe(wide)
+    assert ChildModule(tiny, 10, channels_last=True).channels_last is False
+    module = ChildModule(wide, 10, channels_last=True)
+    assert module.channels_last is True
+    assert module.net[0].weight.is_contiguous(memory_format=torch.channels_last)

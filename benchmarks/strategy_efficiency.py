@@ -93,22 +93,24 @@ PRESETS: dict[str, tuple[str, Factory, bool]] = {
         False,
     ),
     "evolution": (
-        "aging evolution sized to the budget: P = budget/5 (10..100), S = P/4",
+        "aging evolution sized to the budget: P = budget/5 (8..100), S = P/2",
         preset("evolution"),
         True,
     ),
     "reinforce": (
-        "REINFORCE, LSTM 32x1, Adam 3e-3, entropy 1e-2, normalised advantages; per child",
+        "REINFORCE, LSTM 32x1, Adam 3e-3, replay of 64 with truncated importance weights, "
+        "risk-seeking top 20%, 2 steps per child, redraws",
         preset("reinforce"),
         False,
     ),
     "ppo": (
-        "PPO, LSTM 32x1, Adam 3e-3, entropy 5e-2, normalised advantages, batch 5, 4 epochs",
+        "PPO, LSTM 32x1, Adam 3e-3, clip 0.2 per update on a replay of 64, risk-seeking "
+        "top 20%, 2 epochs per child, redraws",
         preset("ppo"),
         False,
     ),
     "tpe": ("Optuna multivariate TPE, 10 startup trials", preset("tpe"), False),
-    "nsga2": ("Optuna NSGA-II, population budget/5 (10..50)", preset("nsga2"), True),
+    "nsga2": ("Optuna NSGA-II, population budget/5 (8..50)", preset("nsga2"), True),
     "evolution_amoebanet": ("AmoebaNet: P=100, S=25", preset("evolution_amoebanet"), False),
     "reinforce_nas_rl": (
         "NAS-RL: LSTM 35x2, Adam 6e-4, EMA 0.95, no entropy, raw advantages; per child",

@@ -18,10 +18,11 @@ preset                        meaning
 ``evolution``                 aging evolution, population budget/5 (8..100), tournament P/2,
                               no repeats
 ``evolution_amoebanet``       AmoebaNet: population 100, tournament 25
-``reinforce``                 REINFORCE, LSTM 32x1, Adam 3e-3, normalised advantages, per child
+``reinforce``                 REINFORCE, LSTM 32x1, Adam 3e-3; 2 steps per child on a replay of
+                              64 (truncated importance weights), best fifth only, redraws
 ``reinforce_nas_rl``          NAS-RL: LSTM 35x2 (init 0.08), Adam 6e-4, EMA 0.95, no entropy
-``ppo``                       PPO, LSTM 32x1, Adam 3e-3, entropy 5e-2, normalised advantages,
-                              batch 5
+``ppo``                       PPO, LSTM 32x1, Adam 3e-3; per child 2 clipped epochs on a replay
+                              of 64, best fifth only, redraws
 ``ppo_nasnet``                NASNet (and MnasNet): LSTM 100x1, Adam 3.5e-4, entropy 1e-5, batch 10
 ``tpe``                       Optuna's multivariate TPE, 10 random startup trials, no repeats
 ``nsga2``                     Optuna's NSGA-II, population budget/5 (8..50), no repeats;

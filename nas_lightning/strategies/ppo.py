@@ -46,9 +46,9 @@ class PPO(PolicyGradientStrategy):
         replay, replay_size, top_fraction, queue_size, queue_weight,
             entropy_schedule, budget: see :class:`PolicyGradientStrategy`;
             with ``replay`` each of the ``epochs`` steps of an update runs on
-            the whole replay, every child against the probability it was
-            proposed with, so the clip bounds how far one child moves the
-            policy however often it is replayed.
+            the whole replay: the ratio is to the policy before the update
+            (clipped, PPO's trust region), times the truncated importance
+            weight of that policy to the one that proposed the child.
         seed: seeds the controller's initial weights and its sampling.
     """
 
@@ -122,8 +122,10 @@ class PPO(PolicyGradientStrategy):
         stats: dict[str, float] = {"baseline": baseline, "advantage": float(adv.mean())}
         if self.pending >= self.batch_size:
             self.pending = 0
+            with torch.no_grad():
+                anchor, _ = self._rescore(self.memory)
             for _ in range(self.epochs):
-                loss, step_stats = self._replay_loss(ratio_clip=self.clip)
+                loss, step_stats = self._replay_loss(ratio_clip=self.clip, anchor=anchor)
                 self._step(loss)
             self.num_updates += 1
             stats.update(step_stats, loss=float(loss.detach()), updates=float(self.num_updates))

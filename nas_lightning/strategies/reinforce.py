@@ -251,13 +251,15 @@ class PolicyGradientStrategy(Strategy):
             del self.memory[: max(0, len(self.memory) - self.replay_size)]
 
     def _replay_loss(
-        self, ratio_clip: float | None = None
+        self, ratio_clip: float | None = None, anchor: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """One step's loss on the replay.
 
         REINFORCE (``ratio_clip`` None): ``-w * A * log pi(a)`` with ``w`` the
-        truncated importance weight (no gradient through it); PPO: the clipped
-        surrogate with the same advantages.
+        truncated importance weight (no gradient through it). PPO: the clipped
+        surrogate of the ratio to ``anchor`` (the replay's log-probabilities
+        before this update: the trust region is per update), times the
+        truncated importance weight of the anchor policy to the proposing one.
         """
         batch = self.memory
         log_prob, entropy = self._rescore(batch)
@@ -278,8 +280,10 @@ class PolicyGradientStrategy(Strategy):
             weight = ratio.detach().clamp(max=self.importance_clip)
             terms = weight * adv * log_prob
         else:
+            weight = torch.exp(anchor - old).clamp(max=self.importance_clip)
+            ratio = torch.exp(log_prob - anchor)
             clipped = torch.clamp(ratio, 1 - ratio_clip, 1 + ratio_clip)
-            terms = torch.minimum(ratio * adv, clipped * adv)
+            terms = weight * torch.minimum(ratio * adv, clipped * adv)
         loss = -terms[keep].mean() - self.current_entropy_weight * entropy.mean()
         if self.queue:
             queue_lp, _ = self._rescore(self.queue)

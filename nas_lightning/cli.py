@@ -67,7 +67,7 @@ def search_task(cfg: DictConfig) -> float | None:
         # A search with its own runner (experiment=enas) replaces the standalone loop.
         run = instantiate(cfg.search.runner) if cfg.search.get("runner") else run_search
         result = run(cfg)
-    except Exception as err:
+    except (Exception, SearchInterrupted) as err:
         if fresh and describe(err) is not None and exit_status(err) == EXIT_USAGE:
             _remove_leftovers(Path(run_dir))  # a rejected config leaves no folder behind
         _stopped(err, run_dir)

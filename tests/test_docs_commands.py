@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -236,9 +237,24 @@ TRAIN_TINY = [
 DOWNLOADED = ("dataset=fashion_mnist", "dataset=cifar10", "dataset=cifar100")
 
 
+def made_train_args(paths: dict[str, str]) -> list[str]:
+    """The arguments ``made_runs`` trained its network with (``ckpt``)."""
+    return [f"genotype={paths['best']}", "model.filters=4"]
+
+
+def _from_root(arg: str) -> str:
+    """``key=<a path of the repository>`` made absolute (the commands run from its root)."""
+    key, sep, value = arg.partition("=")
+    if sep and value and not value.startswith("/") and (ROOT / value).is_file():
+        return f"{key}={ROOT / value}"
+    return arg
+
+
 def run_args(cmd: DocCommand, paths: dict[str, str], out: Path) -> list[str]:
     """The command's own arguments, then a tiny budget, data without downloads and ``out``."""
-    args = [_fill(a, _paths_for(cmd, paths)) for a in cmd.args]
+    args = [_from_root(_fill(a, _paths_for(cmd, paths))) for a in cmd.args]
+    if "..." in shlex.split(cmd.text) and cmd.tool == "train.py":
+        args = [*made_train_args(paths), *args]  # "...": the arguments of the run it resumes
     # The embedded Fashion-MNIST subset in place of data this host cannot download.
     args = ["dataset=embedded" if a in DOWNLOADED else a for a in args]
     if cmd.tool == "search.py":
@@ -276,8 +292,9 @@ def made_runs(tmp_path_factory) -> dict[str, str]:
                              f"hydra.sweep.dir={base}/sweep"], base)
     assert proc.returncode == 0, proc.stderr[-2000:]
     run_dir = base / "sweep" / "0"
-    proc = run("train.py", [f"genotype={run_dir / 'best.json'}", "dataset=embedded",
-                            *TRAIN_TINY, "model.filters=4", f"hydra.run.dir={base}/train"], base)
+    paths = {"best": str(run_dir / "best.json")}
+    proc = run("train.py", [*made_train_args(paths), "dataset=embedded", *TRAIN_TINY,
+                            f"hydra.run.dir={base}/train"], base)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return {"run": str(run_dir), "best": str(run_dir / "best.json"),
             "mobile": genotype_files(base)["mobile"],
@@ -290,6 +307,8 @@ RUNNABLE = [c for c in COMMANDS if not_run_reason(c) is None]
 @pytest.mark.slow
 @pytest.mark.parametrize("cmd", RUNNABLE, ids=[IDS[COMMANDS.index(c)] for c in RUNNABLE])
 def test_every_documented_command_runs(cmd, made_runs, tmp_path):
+    if cmd.tool == "nas_lightning.runs":  # `runs list` reads runs/search of the current folder
+        shutil.copytree(made_runs["run"], tmp_path / "runs" / "search" / "run")
     proc = run(cmd.tool, run_args(cmd, made_runs, tmp_path), tmp_path)
     assert proc.returncode == 0, f"{cmd.where}: {cmd.text}\n{proc.stderr[-3000:]}"
 

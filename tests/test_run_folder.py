@@ -274,8 +274,8 @@ def test_config_yaml_and_run_json_are_written_whole(base):
 
 # 7. Resume after reused proposals (search.repeats=reuse) -----------------------------------
 
-# A 16-architecture table space and a controller that soon repeats itself: many reuses.
-REUSES = ["search_space.ops=[identity]", "strategy.lr=0.2", "search.reuse_limit=3"]
+# A 9-architecture table space and a controller without redraws: reuses between children.
+REUSES = ["search_space.ops=[identity]", "strategy.dedup_tries=0", "search.reuse_limit=5"]
 
 
 def table_resume(run: Path, num_children: int):

@@ -188,7 +188,7 @@ class Engine:
         while self.strategy.can_ask(len(self.pending)) and not self.strategy.finished:
             self.space.set_progress(self.next_index)
             proposal = self.strategy.ask()
-            known = self.repeats.reuse(proposal.actions)
+            known = self.repeats.reuse(proposal_key(proposal.genotype, proposal.actions))
             if known is not None:
                 teller.on_repeat(proposal, known, self.repeats.reused)
                 continue

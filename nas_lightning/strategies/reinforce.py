@@ -176,8 +176,7 @@ class PolicyGradientStrategy(Strategy):
                 break
         proposal = self._make(out.actions[pick].tolist() + pad, float(out.log_prob[pick]))
         proposal.info["steps"] = steps
-        self.proposed.add(proposal.actions)
-        return proposal
+        return self._remember(proposal)
 
     def _score(self, proposals: list[Proposal]):
         """Re-score proposals with gradients; all must share one active prefix."""

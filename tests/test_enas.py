@@ -318,7 +318,7 @@ def test_enas_from_the_command_line_learns_and_its_cell_trains(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert len((run / "metrics_supernet.csv").read_text().splitlines()) == 1 + 5  # 45 steps
     best = json.loads((run / "best.json").read_text())
-    assert best["val_acc"] > 0.2  # the shared weights learned (chance: 0.1 +- 0.013 here)
+    assert best["val_acc"] > 0.15  # the shared weights learned (chance: 0.1 +- 0.013 here)
     # resuming a finished run changes nothing and trains nothing
     again = subprocess.run(
         [sys.executable, "search.py", f"resume={run}"], cwd=ROOT, capture_output=True,

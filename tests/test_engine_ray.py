@@ -407,22 +407,35 @@ def test_a_failing_ray_start_is_one_transient_error_with_the_requeue_status(monk
     assert line.startswith("error: executor: could not start a local Ray: ")
 
 
-def test_state_dump_lines_are_left_out_of_what_ray_prints():
+def test_state_dump_lines_are_left_out_of_what_ray_prints(monkeypatch):
+    import functools
+
+    from ray._private import worker as ray_worker
     from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
 
     from nas_lightning.execution.ray_executor import drop_state_dumps
 
     printed = []
-    dispatcher.add_handler("ray_print_logs", lambda data: printed.append(data["lines"]))
+
+    def show(data, ignore_prefix):
+        printed.append(data["lines"])
+
+    monkeypatch.setattr(ray_worker, "print_to_stdstream", show)
+    # Ray's own handler is a functools.partial of print_to_stdstream
+    dispatcher.add_handler("ray_print_logs", functools.partial(show, ignore_prefix=False))
     try:
         drop_state_dumps()
         drop_state_dumps()  # twice (a second search in the process): still one filter
         dispatcher.emit({"lines": ["[state-dump] NodeManager:", "child says hi",
                                    "[2026] [state-dump] - num workers: 2"], "pid": 1})
         dispatcher.emit({"lines": ["[state-dump] only"], "pid": 1})
+        # a node's death: one error message holding the raylet's last log lines
+        ray_worker.print_to_stdstream(
+            {"lines": ["Raylet is terminated. Last 20 lines:\n  [state-dump] a\n  [state-dump] b"],
+             "pid": "raylet"}, ignore_prefix=False)
     finally:
         dispatcher.remove_handler("ray_print_logs")
-    assert printed == [["child says hi"]]
+    assert printed == [["child says hi"], ["Raylet is terminated. Last 20 lines:"]]
 
 
 def test_ray_client_without_grpc_is_a_one_line_config_error(monkeypatch):

@@ -136,8 +136,18 @@ def deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def _without_dump_lines(lines: Any) -> list[str]:
+    """``lines`` without ``[state-dump]`` lines, also those inside a multi-line entry."""
+    out = []
+    for entry in lines or ():
+        kept = "\n".join(part for part in str(entry).split("\n") if STATE_DUMP not in part)
+        if kept.strip():
+            out.append(kept)
+    return out
+
+
 def _without_state_dumps(print_logs: Any, data: dict[str, Any]) -> None:
-    lines = [line for line in data.get("lines") or () if STATE_DUMP not in line]
+    lines = _without_dump_lines(data.get("lines"))
     if lines:
         print_logs({**data, "lines": lines})
 
@@ -146,19 +156,30 @@ def drop_state_dumps() -> None:
     """Leave the raylets' ``[state-dump]`` lines out of what Ray prints in this process.
 
     A raylet dumps its state every few seconds; when a node dies Ray streams
-    those dumps to the driver, where they would bury the search's own lines.
+    those dumps to the driver (worker output, and the node's last log lines in
+    its error message), where they would bury the search's own lines.
     """
     try:
+        from ray._private import worker as ray_worker
         from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
     except ImportError:  # another Ray layout: its lines stay as they are
         return
     handlers = getattr(dispatcher, "handlers", None)
-    if not isinstance(handlers, list):
-        return
-    for name, handler in list(handlers):
-        if name == "ray_print_logs" and not isinstance(handler, functools.partial):
-            dispatcher.remove_handler(name)
-            dispatcher.add_handler(name, functools.partial(_without_state_dumps, handler))
+    if isinstance(handlers, list):
+        for name, handler in list(handlers):
+            if name == "ray_print_logs" and not getattr(handler, "drops_state_dumps", False):
+                dispatcher.remove_handler(name)
+                wrapped = functools.partial(_without_state_dumps, handler)
+                wrapped.drops_state_dumps = True  # type: ignore[attr-defined]
+                dispatcher.add_handler(name, wrapped)
+    printer = getattr(ray_worker, "print_to_stdstream", None)
+    if callable(printer) and not getattr(printer, "drops_state_dumps", False):
+
+        def print_to_stdstream(data: dict[str, Any], ignore_prefix: bool) -> None:
+            _without_state_dumps(lambda d: printer(d, ignore_prefix=ignore_prefix), data)
+
+        print_to_stdstream.drops_state_dumps = True  # type: ignore[attr-defined]
+        ray_worker.print_to_stdstream = print_to_stdstream
 
 
 def connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S, **kwargs: Any) -> None:

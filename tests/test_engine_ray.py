@@ -619,6 +619,8 @@ def test_an_address_that_accepts_but_never_answers_ends_within_the_deadline():
     from nas_lightning.errors import TransientError
     from nas_lightning.execution.ray_executor import connect
 
+    if ray.is_initialized():  # a Ray left by an earlier in-process test: start from none
+        ray.shutdown()
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)

@@ -26,7 +26,6 @@ search's own are put back, so a preempted search stops as without Ray.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import signal
@@ -146,10 +145,16 @@ def _without_dump_lines(lines: Any) -> list[str]:
     return out
 
 
-def _without_state_dumps(print_logs: Any, data: dict[str, Any]) -> None:
-    lines = _without_dump_lines(data.get("lines"))
-    if lines:
-        print_logs({**data, "lines": lines})
+class _WithoutStateDumps:
+    """A Ray printer (``printer(data, ...)``) that leaves ``[state-dump]`` lines out."""
+
+    def __init__(self, printer: Any) -> None:
+        self.printer = printer
+
+    def __call__(self, data: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        lines = _without_dump_lines(data.get("lines"))
+        if lines:
+            self.printer({**data, "lines": lines}, *args, **kwargs)
 
 
 def drop_state_dumps() -> None:
@@ -167,19 +172,12 @@ def drop_state_dumps() -> None:
     handlers = getattr(dispatcher, "handlers", None)
     if isinstance(handlers, list):
         for name, handler in list(handlers):
-            if name == "ray_print_logs" and not getattr(handler, "drops_state_dumps", False):
+            if name == "ray_print_logs" and not isinstance(handler, _WithoutStateDumps):
                 dispatcher.remove_handler(name)
-                wrapped = functools.partial(_without_state_dumps, handler)
-                wrapped.drops_state_dumps = True  # type: ignore[attr-defined]
-                dispatcher.add_handler(name, wrapped)
-    printer = getattr(ray_worker, "print_to_stdstream", None)
-    if callable(printer) and not getattr(printer, "drops_state_dumps", False):
-
-        def print_to_stdstream(data: dict[str, Any], ignore_prefix: bool) -> None:
-            _without_state_dumps(lambda d: printer(d, ignore_prefix=ignore_prefix), data)
-
-        print_to_stdstream.drops_state_dumps = True  # type: ignore[attr-defined]
-        ray_worker.print_to_stdstream = print_to_stdstream
+                dispatcher.add_handler(name, _WithoutStateDumps(handler))
+    printer = ray_worker.__dict__.get("print_to_stdstream")  # error messages print through it
+    if callable(printer) and not isinstance(printer, _WithoutStateDumps):
+        ray_worker.print_to_stdstream = _WithoutStateDumps(printer)
 
 
 def connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S, **kwargs: Any) -> None:

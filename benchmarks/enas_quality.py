@@ -46,12 +46,12 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nas_lightning.core.builders import build  # noqa: E402
 from nas_lightning.enas.module import batch_statistics  # noqa: E402
 from nas_lightning.enas.search import load_supernet, standalone_search_config  # noqa: E402
 from nas_lightning.execution.base import Trial  # noqa: E402
 from nas_lightning.execution.runner import make_runner  # noqa: E402
 from nas_lightning.genotypes.base import genotype_from_dict, genotype_to_dict  # noqa: E402
-from nas_lightning.search.builders import build  # noqa: E402
 from nas_lightning.strategies.base import Proposal  # noqa: E402
 from nas_lightning.utils import quiet_lightning  # noqa: E402
 

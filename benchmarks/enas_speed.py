@@ -43,11 +43,11 @@ from torch.nn import functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nas_lightning.core.builders import build, build_partial  # noqa: E402
 from nas_lightning.enas.module import EnasModule  # noqa: E402
 from nas_lightning.enas.search import build_supernet, standalone_search_config  # noqa: E402
 from nas_lightning.execution.base import Trial  # noqa: E402
 from nas_lightning.execution.runner import make_runner  # noqa: E402
-from nas_lightning.search.builders import build, build_partial  # noqa: E402
 from nas_lightning.utils import quiet_lightning  # noqa: E402
 
 log = logging.getLogger("enas_speed")

@@ -34,11 +34,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     import torch
 
+    from nas_lightning.core.records import read_children
     from nas_lightning.genotypes import genotype_from_dict, genotype_to_dict
     from nas_lightning.latency import measure_latency
     from nas_lightning.models.mobile import MobileNetwork
     from nas_lightning.models.profile import count_macs
-    from nas_lightning.search.records import read_children
 
     report = json.loads((args.run / "netadapt.json").read_text())
     settings = report.get("latency_settings") or {}

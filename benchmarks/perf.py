@@ -81,8 +81,8 @@ def compose(overrides: list[str]):
 def _children(cfg, names: list[str]) -> list[tuple[str, Any]]:
     import random
 
+    from nas_lightning.core.builders import build
     from nas_lightning.genotypes import load_genotype
-    from nas_lightning.search.builders import build
 
     space = build(cfg.search_space, "search_space")
     out = []
@@ -141,9 +141,9 @@ def run_lightning(cfg, dm, genotype, steps: int, warmup: int, seed: int,
     """Train ``steps`` steps through the search's own evaluator."""
     from omegaconf import OmegaConf
 
+    from nas_lightning.core.builders import build
     from nas_lightning.execution.base import Trial
-    from nas_lightning.search.builders import build
-    from nas_lightning.search.evaluator import LightningEvaluator
+    from nas_lightning.execution.evaluator import LightningEvaluator
     from nas_lightning.strategies.base import Proposal
 
     child = OmegaConf.merge(cfg.child, {"limit_train_batches": steps, "limit_val_batches": 1})
@@ -172,8 +172,8 @@ def run_plain(cfg, dm, genotype, steps: int, warmup: int, seed: int, device,
     import torch
     from torch.nn import functional as F
 
+    from nas_lightning.core.builders import build
     from nas_lightning.data.base import BatchIndexSampler
-    from nas_lightning.search.builders import build
 
     cl = bool(cfg.child.get("channels_last", True)) if channels_last is None else channels_last
     fmt = torch.channels_last if cl else torch.contiguous_format
@@ -231,7 +231,7 @@ def run_eval(cfg, dm, genotype, batch_size: int, seed: int, device) -> dict[str,
     import pytorch_lightning as pl
     import torch
 
-    from nas_lightning.search.builders import build
+    from nas_lightning.core.builders import build
 
     fmt = torch.channels_last if cfg.child.get("channels_last", True) else torch.contiguous_format
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -252,7 +252,7 @@ def run_eval(cfg, dm, genotype, batch_size: int, seed: int, device) -> dict[str,
 def throughput(args, overrides: list[str]) -> dict[str, Any]:
     import pytorch_lightning  # noqa: F401  (importing it resets what quiet_lightning sets)
 
-    from nas_lightning.search.builders import build
+    from nas_lightning.core.builders import build
     from nas_lightning.utils import quiet_lightning
 
     quiet_lightning()
@@ -340,7 +340,7 @@ def threads(args, overrides: list[str]) -> dict[str, Any]:
     """
     import torch
 
-    from nas_lightning.search.builders import build
+    from nas_lightning.core.builders import build
 
     cfg = compose(overrides)
     dm = build(cfg.dataset, "dataset")
@@ -386,7 +386,7 @@ def overhead(args, overrides: list[str]) -> dict[str, Any]:
 
     import pytorch_lightning  # noqa: F401
 
-    from nas_lightning.search.builders import build
+    from nas_lightning.core.builders import build
     from nas_lightning.utils import quiet_lightning
 
     quiet_lightning()
@@ -427,7 +427,7 @@ def overhead(args, overrides: list[str]) -> dict[str, Any]:
 def controller(args, overrides: list[str]) -> dict[str, Any]:
     import random
 
-    from nas_lightning.search.builders import build, build_partial
+    from nas_lightning.core.builders import build, build_partial
 
     out = {}
     for name in ("reinforce", "ppo"):

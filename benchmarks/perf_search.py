@@ -56,7 +56,9 @@ def worker(events_path: str, overrides: list[str], threads: int | None) -> None:
         torch.set_num_threads(threads)
     import runpy
 
-    from nas_lightning.search import evaluator, loggers, loop, records
+    from nas_lightning.core import records
+    from nas_lightning.execution import evaluator
+    from nas_lightning.search import loggers, loop
     from nas_lightning.strategies.base import Strategy
 
     _timed(Strategy, "ask", "ask")
@@ -91,7 +93,7 @@ def _within(events, label: str, lo: float, hi: float) -> float:
 
 
 def search(args, overrides: list[str]) -> dict[str, Any]:
-    from nas_lightning.search.records import read_children
+    from nas_lightning.core.records import read_children
 
     run_dir = Path(tempfile.mkdtemp(prefix="perf_search_"))
     events_path = run_dir / "perf_events.json"

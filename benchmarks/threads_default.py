@@ -77,9 +77,9 @@ class Bench:
     def __init__(self, overrides: list[str], run_dir: Path) -> None:
         from hydra import compose, initialize_config_dir
 
+        from nas_lightning.core.builders import build
         from nas_lightning.execution.base import Trial
         from nas_lightning.execution.runner import make_runner
-        from nas_lightning.search.builders import build
         from nas_lightning.strategies.base import Proposal
         from nas_lightning.utils import quiet_lightning
 
@@ -94,7 +94,7 @@ class Bench:
         self.runner = make_runner(self.cfg)
 
     def threads_for(self, setting: str) -> int:
-        from nas_lightning.search.threads import resolve_num_threads
+        from nas_lightning.core.threads import resolve_num_threads
 
         value: Any = "auto" if setting == "auto" else int(setting)
         return resolve_num_threads(value, self.cfg.get("executor"))
@@ -185,8 +185,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
+    from nas_lightning.core.threads import usable_cores
     from nas_lightning.latency.measure import cpu_name
-    from nas_lightning.search.threads import usable_cores
 
     run_dir = Path(tempfile.mkdtemp(prefix="threads_default_"))
     overrides = [*(TINY if args.tiny else []), *args.overrides]

@@ -45,7 +45,7 @@ def random_genotypes(count: int, seed: int) -> list[Any]:
     """``count`` cells drawn uniformly from the default search's space."""
     from hydra import compose, initialize_config_dir
 
-    from nas_lightning.search.builders import build
+    from nas_lightning.core.builders import build
 
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("search")

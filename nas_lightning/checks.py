@@ -232,7 +232,7 @@ def check_trainer(node: Any, key: str = "trainer") -> None:
     check_section(TrainerKeys, node, key)
     if "_target_" not in node:
         return
-    from nas_lightning.search.builders import build
+    from nas_lightning.core.builders import build
     from nas_lightning.utils import quiet_lightning
 
     quiet_lightning()
@@ -251,7 +251,7 @@ def check_trainer(node: Any, key: str = "trainer") -> None:
 
 def check_model(cfg: DictConfig) -> None:
     """Build one network of the space, so that bad ``model.*`` values stop the run now."""
-    from nas_lightning.search.builders import build
+    from nas_lightning.core.builders import build
 
     if cfg.get("search_space") is None or cfg.get("model") is None:
         return

@@ -15,6 +15,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from nas_lightning import utils
+from nas_lightning.core.signals import PROCESS_TOKEN, SearchInterrupted
+from nas_lightning.core.sweep import job_dirname
 from nas_lightning.entry import (
     EXIT_TEMPFAIL,
     EXIT_USAGE,
@@ -24,7 +26,6 @@ from nas_lightning.entry import (
     exit_with,
     one_line_errors,
 )
-from nas_lightning.search.signals import PROCESS_TOKEN, SearchInterrupted
 
 # Exit status of a search (README, "What a run folder guarantees").
 EXIT_BAD_CONFIG = EXIT_USAGE  # one line: a bad value or key, a missing file
@@ -35,6 +36,9 @@ EXIT_FULL_DISK = EXIT_TEMPFAIL  # one line naming the file; free space, then res
 OmegaConf.register_new_resolver("resume_or", lambda resume, new: resume or new, replace=True)
 # A per-process token in new folder names: searches started together never share one.
 OmegaConf.register_new_resolver("run_token", lambda: PROCESS_TOKEN, replace=True)
+
+# A multirun job's folder is named by its swept overrides: 0_controller.hidden-50
+OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
 
 
 def config_dir() -> str:

@@ -159,7 +159,7 @@ def make_strategy(
             p = strategy.ask()
             strategy.tell(p, evaluate(p.genotype))  # None: an invalid architecture
     """
-    from nas_lightning.search.builders import build_partial
+    from nas_lightning.core.builders import build_partial
 
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ConfigError("seed", f"must be an integer, got {seed!r}")

@@ -67,8 +67,8 @@ def test_child_metrics_take_rank_zeros_latency_under_ddp():
     from types import SimpleNamespace
 
     from nas_lightning.execution.base import Result
+    from nas_lightning.execution.evaluator import ChildMetricsCallback
     from nas_lightning.rewards.base import ChildMetrics
-    from nas_lightning.search.evaluator import ChildMetricsCallback
 
     class Broadcast:
         def broadcast(self, obj, src=0):

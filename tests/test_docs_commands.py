@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, compose_config
 
+from nas_lightning.core.builders import build, build_partial
 from nas_lightning.genotypes import load_genotype, save_genotype
-from nas_lightning.search.builders import build, build_partial
 
 COMMAND = re.compile(r"\bpython (?:search\.py|train\.py|-m nas_lightning\.\w+)\b")
 INLINE = re.compile(r"`([^`]*)`")
@@ -271,6 +271,11 @@ def run_args(cmd: DocCommand, paths: dict[str, str], out: Path) -> list[str]:
         if not any(a.startswith("dataset=") for a in args):
             args.append("dataset=embedded")
         return [*args, *TRAIN_TINY, f"hydra.run.dir={out}/train"]
+    if cmd.tool == "nas_lightning.fidelity":
+        tiny = [a for a in SEARCH_TINY if not a.startswith(("logger", "search."))]
+        if "experiment=" not in " ".join(args):
+            tiny.append("model.filters=4")
+        return [*args, "--archs", "3", "--seeds", "2", "--out", str(out / "fidelity"), *tiny]
     if cmd.text.startswith("python -m nas_lightning.latency measure"):
         return [*args, "--runs", "1", "--repeats", "2", "--warmup", "1", "--resolution", "64"]
     return args
@@ -291,7 +296,7 @@ def made_runs(tmp_path_factory) -> dict[str, str]:
     proc = run("search.py", ["-m", "seed=0,1", *SEARCH_TINY, "model.filters=4",
                              f"hydra.sweep.dir={base}/sweep"], base)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    run_dir = base / "sweep" / "0"
+    run_dir = base / "sweep" / "0_seed-0"  # a job folder: its number and swept override
     paths = {"best": str(run_dir / "best.json")}
     proc = run("train.py", [*made_train_args(paths), "dataset=embedded", *TRAIN_TINY,
                             f"hydra.run.dir={base}/train"], base)

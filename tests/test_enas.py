@@ -227,9 +227,9 @@ def test_batch_statistics_scoring_leaves_the_network_as_it_was():
 def test_tiny_enas_search_end_to_end(tiny_search_cfg, tmp_path):
     import json
 
+    from nas_lightning.core.records import read_children
     from nas_lightning.enas.search import run_enas
     from nas_lightning.genotypes.base import load_genotype
-    from nas_lightning.search.records import read_children
 
     result = run_enas(tiny_search_cfg(*TINY_ENAS))
     run = tmp_path / "run"
@@ -240,7 +240,7 @@ def test_tiny_enas_search_end_to_end(tiny_search_cfg, tmp_path):
     best = json.loads((run / "best.json").read_text())
     candidates = json.loads((run / "candidates.json").read_text())
     assert len(candidates) == 2 and best["val_acc"] == max(c["val_acc"] for c in candidates)
-    assert best["val_images"] == 128 and best["phase"] == "final"
+    assert best["extra"]["val_images"] == 128 and best["phase"] == "final"
     genotype = load_genotype(run / "best.json")  # what train.py genotype=... reads
     assert genotype == result.space.decode(best["actions"])
     assert (run / "checkpoints" / "last.ckpt").is_file()
@@ -269,8 +269,8 @@ class _Killed(Exception):
 )
 def test_a_killed_search_resumes_from_its_last_checkpoint(tiny_search_cfg, tmp_path, monkeypatch):
     """Killed in epoch 2's controller steps: the resumed run ends as an uninterrupted one."""
+    from nas_lightning.core.records import read_children
     from nas_lightning.enas.search import RunHooks, run_enas
-    from nas_lightning.search.records import read_children
 
     full = run_enas(tiny_search_cfg(*TINY_ENAS, run_dir=tmp_path / "full"))
 
@@ -388,8 +388,8 @@ def test_controller_steps_outside_a_trainer(tmp_path):
 def test_standalone_config_trains_children_as_the_standalone_search(tiny_search_cfg, tmp_path):
     """ENAS points the data at the supernet's batches; a standalone child gets the child's."""
     from nas_lightning.enas.search import standalone_search_config
+    from nas_lightning.execution.evaluator import LightningEvaluator
     from nas_lightning.execution.runner import make_runner
-    from nas_lightning.search.evaluator import LightningEvaluator
 
     cfg = tiny_search_cfg("experiment=enas", "enas.batch_size=32", "enas.train_subset=100")
     out = standalone_search_config(cfg, run_dir=str(tmp_path / "x"), limit_train_batches=2,

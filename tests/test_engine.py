@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from conftest import TINY, compose_config, interrupt_at, table_cfg
 
+from nas_lightning.core.records import read_children
 from nas_lightning.errors import ConfigError
+from nas_lightning.execution.callbacks import SearchCallback
 from nas_lightning.execution.simulated import TableRunner
 from nas_lightning.search.loop import run_search
-from nas_lightning.search.records import read_children
 from nas_lightning.search.resume import resume_config
 
 
@@ -16,24 +17,33 @@ def actions(result):
     return [r["actions"] for r in result.records]
 
 
+class GroupSizes(SearchCallback):
+    """A spy: the size of each group of children the strategy was told."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.started = self.ended = 0
+
+    def on_search_start(self, run_dir, records) -> None:
+        self.started += 1
+
+    def on_children_end(self, children) -> None:
+        self.sizes.append(len(children))
+
+    def on_search_end(self, records) -> None:
+        self.ended += 1
+
+
 @pytest.mark.parametrize("strategy", ["reinforce", "ppo", "evolution"])
-def test_batch_mode_tells_whole_batches(tmp_path, monkeypatch, strategy):
-    from nas_lightning.strategies.base import Strategy
-
-    sizes = []
-    original = Strategy.tell
-
-    def tell(self, proposals, rewards):
-        sizes.append(len(proposals) if isinstance(proposals, list) else 1)
-        return original(self, proposals, rewards)
-
-    monkeypatch.setattr(Strategy, "tell", tell)
+def test_batch_mode_tells_whole_batches(tmp_path, strategy):
+    spy = GroupSizes()
     extra = {"ppo": ["strategy.batch_size=3"], "evolution": ["strategy.population_size=4",
                                                                "strategy.sample_size=2"]}
     result = run_search(table_cfg(tmp_path, f"strategy={strategy}", *extra.get(strategy, []),
                                   "search.mode=batch", "search.batch_size=3",
-                                  "search.num_children=8"))
-    assert sizes == [3, 3, 2]  # the last batch is cut by the budget
+                                  "search.num_children=8"), callbacks=[spy])
+    assert spy.sizes == [3, 3, 2]  # the last batch is cut by the budget
+    assert (spy.started, spy.ended) == (1, 1)
     assert [r["index"] for r in result.records] == list(range(8))
     assert result.strategy.num_told == 8
 
@@ -49,9 +59,22 @@ def test_async_mode_tells_one_child_at_a_time(tmp_path, monkeypatch):
         return original(self, proposals, rewards)
 
     monkeypatch.setattr(Strategy, "tell", tell)
+    spy = GroupSizes()
     run_search(table_cfg(tmp_path, "strategy=ppo", "strategy.batch_size=2",
-                         "search.num_children=5"))
-    assert sizes == [1] * 5
+                         "search.num_children=5"), callbacks=[spy])
+    assert sizes == spy.sizes == [1] * 5
+
+
+def test_a_strategy_given_by_the_caller_is_the_one_searched_with(tmp_path):
+    from nas_lightning.core.builders import build, build_partial
+
+    cfg = table_cfg(tmp_path, "strategy=evolution", "strategy.population_size=4",
+                    "strategy.sample_size=2", "search.num_children=6")
+    space = build(cfg.search_space, "search_space")
+    mine = build_partial(cfg.strategy, "strategy", space=space, seed=123)
+    result = run_search(cfg, strategy=mine)
+    assert result.strategy is mine and mine.num_told == 6
+    assert [r["index"] for r in read_children(tmp_path)] == list(range(6))
 
 
 def test_batch_mode_differs_from_async_for_reinforce(tmp_path):
@@ -87,7 +110,7 @@ def test_crash_mid_child_resumes_without_duplicates(tmp_path, monkeypatch, mode)
 
 def test_record_without_tell_is_told_on_resume(tmp_path, monkeypatch):
     """Killed after a child's record, before its tell: resume tells it, trains nothing again."""
-    from nas_lightning.callbacks import ControllerCallback
+    from nas_lightning.execution.callbacks import ControllerCallback
 
     over = ["strategy=reinforce", "strategy.lr=0.05", "search.num_children=6"]
     full = run_search(table_cfg(tmp_path / "full", *over))

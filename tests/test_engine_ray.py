@@ -16,8 +16,8 @@ from conftest import ROOT, TINY, compose_config
 
 ray = pytest.importorskip("ray")
 
+from nas_lightning.core.records import read_children  # noqa: E402
 from nas_lightning.search.loop import run_search  # noqa: E402
-from nas_lightning.search.records import read_children  # noqa: E402
 from nas_lightning.search.resume import resume_config  # noqa: E402
 
 TABLE = [

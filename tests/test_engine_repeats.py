@@ -13,13 +13,13 @@ import conftest
 import pytest
 from conftest import compose_config, interrupt_at, load_benchmark
 
+from nas_lightning.core.records import read_children
 from nas_lightning.errors import ConfigError
 from nas_lightning.execution.base import Result
 from nas_lightning.execution.repeats import Repeats, proposal_key
 from nas_lightning.execution.simulated import TableRunner
 from nas_lightning.genotypes.base import architecture_key
 from nas_lightning.search.loop import run_search
-from nas_lightning.search.records import read_children
 from nas_lightning.search.resume import resume_config
 from nas_lightning.strategies.base import Strategy
 from nas_lightning.strategies.random_search import RandomSearch
@@ -30,7 +30,7 @@ def table_cfg(run_dir, *overrides):
 
 
 def compose_space(tmp_path):
-    from nas_lightning.search.builders import build
+    from nas_lightning.core.builders import build
 
     return build(table_cfg(tmp_path).search_space, "search_space")
 

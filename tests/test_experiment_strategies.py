@@ -6,7 +6,7 @@ import pytest
 from conftest import CONF, compose_config
 from omegaconf import OmegaConf
 
-from nas_lightning.search.builders import build, build_partial
+from nas_lightning.core.builders import build, build_partial
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 

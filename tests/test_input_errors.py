@@ -466,7 +466,7 @@ def test_a_search_survives_wandb_dying_mid_run(tiny_search_cfg, tmp_path, monkey
 
 def test_the_wandb_log_fault_point_raises_once_and_the_logger_goes_on(monkeypatch, caplog):
     """``NAS_LIGHTNING_FAULT=wandb.log:2`` (the fault suite's W&B outage) fails the 2nd log."""
-    from nas_lightning.search import records
+    from nas_lightning.core import records
     from nas_lightning.search.loggers import WandbSearchLogger
 
     monkeypatch.setattr(records, "_fault_counts", {})
@@ -511,8 +511,8 @@ ONE_INPUT = {
 def test_a_one_input_genotype_leaves_parameters_unused_and_ddp_finds_them(tmp_path):
     import torch
 
+    from nas_lightning.core.builders import build
     from nas_lightning.models import NASNetwork
-    from nas_lightning.search.builders import build
 
     net = NASNetwork(genotype_from_dict(ONE_INPUT), 1, 10, filters=4, cells_per_stage=1)
     net(torch.randn(2, 1, 28, 28)).sum().backward()
@@ -569,7 +569,7 @@ def test_train_logger_survives_wandb_dying_mid_training(tmp_path, monkeypatch, c
 def test_a_target_that_fails_to_import_names_the_cause(tmp_path, monkeypatch):
     """A broken install (torch and torchvision from different builds) fails at
     import: the one line says why, not only which target."""
-    from nas_lightning.search.builders import build
+    from nas_lightning.core.builders import build
 
     (tmp_path / "broken_dependency.py").write_text(
         "raise RuntimeError('operator torchvision::nms does not exist')\n")

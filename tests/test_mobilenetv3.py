@@ -14,15 +14,15 @@ import torch
 from conftest import compose_config
 from hydra.utils import instantiate
 
+from nas_lightning.core.builders import build, build_partial
+from nas_lightning.core.records import read_children
 from nas_lightning.errors import ConfigError
 from nas_lightning.genotypes.base import load_genotype, save_genotype
 from nas_lightning.genotypes.mobile import MOBILENETV3_LARGE, MOBILENETV3_SMALL
 from nas_lightning.models.mobile import MobileNetwork
 from nas_lightning.models.profile import count_params
 from nas_lightning.rewards import MnasReward, ValAccuracy
-from nas_lightning.search.builders import build, build_partial
 from nas_lightning.search.loop import run_search
-from nas_lightning.search.records import read_children
 from nas_lightning.strategies import PPO, NetAdapt, StrategySequence
 from nas_lightning.strategies.netadapt_parts import proxy_network
 from nas_lightning.training.run import build_network

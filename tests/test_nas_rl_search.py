@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from nas_lightning.core.builders import build, build_partial
 from nas_lightning.rewards import MaxRecentAccuracy
-from nas_lightning.search.builders import build, build_partial
 from nas_lightning.search.loop import run_search
 from nas_lightning.spaces import NASRLSpace
 

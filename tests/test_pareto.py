@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from nas_lightning.search.pareto import pareto_front, points_from_records, write_pareto
+from nas_lightning.viz.pareto import pareto_front, points_from_records, write_pareto
 
 
 def test_front_of_known_points():

@@ -14,7 +14,7 @@ from conftest import compose_config
 
 from nas_lightning.data import EmbeddedFashionMNIST
 from nas_lightning.errors import ConfigError
-from nas_lightning.search.evaluator import compile_mode
+from nas_lightning.execution.evaluator import compile_mode
 from nas_lightning.search.loop import run_search
 
 PHASES = ("build", "probe", "init", "setup", "train", "val", "other")
@@ -66,7 +66,7 @@ def test_gpu_precision_presets_compose():
 
 
 def test_records_carry_their_time_split(tiny_search_cfg, monkeypatch):
-    from nas_lightning.search.evaluator import LightningEvaluator
+    from nas_lightning.execution.evaluator import LightningEvaluator
 
     fits: list[int] = []
     compiled: list[object] = []
@@ -99,7 +99,7 @@ def test_records_carry_their_time_split(tiny_search_cfg, monkeypatch):
 
 
 def test_timing_does_not_change_the_search(tiny_search_cfg, tmp_path, monkeypatch):
-    from nas_lightning.search import evaluator
+    from nas_lightning.execution import evaluator
 
     a = run_search(tiny_search_cfg("seed=5", run_dir=tmp_path / "a"))
 
@@ -132,7 +132,7 @@ def test_bad_eval_batch_size(value):
 
 
 def test_child_recipe_sets_the_eval_batch_size(tiny_search_cfg, tmp_path):
-    from nas_lightning.search.evaluator import LightningEvaluator
+    from nas_lightning.execution.evaluator import LightningEvaluator
 
     cfg = compose_config("search", ["run_dir=/tmp/unused"])
     assert cfg.child.eval_batch_size == 500

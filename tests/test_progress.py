@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT, compose_config
 from omegaconf import OmegaConf
 
+from nas_lightning.core.threads import auto_num_threads, resolve_num_threads
 from nas_lightning.errors import ConfigError
 from nas_lightning.search import progress as progress_mod
 from nas_lightning.search.progress import (
@@ -20,16 +21,15 @@ from nas_lightning.search.progress import (
     format_seconds,
     progress_mode,
 )
-from nas_lightning.search.threads import auto_num_threads, resolve_num_threads
 
 
 def _cfg(tmp_path, *overrides):
     return compose_config("search", [f"run_dir={tmp_path / 'run'}", *overrides])
 
 
-def _record(index, reward, best, status="ok"):
+def _record(index, reward, status="ok"):
     return {"index": index, "status": status, "reward": reward, "val_acc": reward,
-            "params": 12345, "seconds": 1.5, "extra": {}, "best_reward": best,
+            "params": 12345, "seconds": 1.5, "extra": {},
             "error": None if status == "ok" else "boom"}
 
 
@@ -98,8 +98,8 @@ def test_child_lines_carry_time_left_until_the_last(tmp_path, caplog, monkeypatc
     caplog.set_level(logging.INFO, logger="nas_lightning.search")
     p = SearchProgress(_cfg(tmp_path, "search.progress=plain", "search.num_children=3"), 3)
     with p:
-        p.child_end(_record(0, 0.5, 0.5), {"baseline": 0.4, "advantage": 0.1})
-        p.child_end(_record(1, None, 0.5, status="failed"), {})
+        p.child_end(_record(0, 0.5), {"baseline": 0.4, "advantage": 0.1}, 0.5)
+        p.child_end(_record(1, None, status="failed"), {}, 0.5)
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("search: ")
     child = [line for line in lines if line.startswith("child ")]
@@ -109,17 +109,18 @@ def test_child_lines_carry_time_left_until_the_last(tmp_path, caplog, monkeypatc
 
 
 def test_last_child_line_has_no_time_left():
-    line = child_line(_record(2, 0.7, 0.7), {}, 3)
+    line = child_line(_record(2, 0.7), {}, 3, best=0.7)
     assert line == "child 2 (3/3) reward=0.7000 params=12.3k 1.5s best=0.7000"
 
 
 def test_child_lines_fit_an_80_column_terminal():
     # under the live bar (a terminal): no best and no time left on the line
-    record = {**_record(999, 0.9123, 0.9123), "seconds": 1234.5}
-    line = child_line(record, {"baseline": 0.8, "advantage": -1.234}, 1000, best=False)
+    record = {**_record(999, 0.9123), "seconds": 1234.5}
+    line = child_line(record, {"baseline": 0.8, "advantage": -1.234}, 1000)
     assert line == "child 999 (1000/1000) reward=0.9123 adv=-1.23 params=12.3k 20m34s"
     # plain lines (not a terminal: a log file, a batch job) keep the best reward
-    line = child_line({**record, "index": 98, "seconds": 123.4}, {"advantage": -1.2}, 100)
+    line = child_line({**record, "index": 98, "seconds": 123.4}, {"advantage": -1.2}, 100,
+                      best=0.9123)
     assert line.endswith(" 2m03s best=0.9123")
     mnas = {**record, "reward": 0.7, "extra": {"latency_ms": 12.345}}
     assert "val_acc=0.9123" in child_line(mnas, {}, 1000)  # shown where it is not the reward
@@ -136,7 +137,7 @@ def test_bar_prints_log_lines_above_it_and_restores_handlers(tmp_path, capsys):
         p = SearchProgress(_cfg(tmp_path, "search.progress=bar", "search.num_children=2"), 2)
         with p:
             assert p._bar is not None
-            p.child_end(_record(0, 0.6, 0.6), {})
+            p.child_end(_record(0, 0.6), {}, 0.6)
         assert p._bar is None and handler.stream is sys.stdout
     finally:
         logger.removeHandler(handler)
@@ -156,8 +157,8 @@ def test_resolve_num_threads(monkeypatch):
     assert resolve_num_threads(3) == 3
     assert resolve_num_threads(None) is None
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr("nas_lightning.search.threads.usable_cores", lambda: 8)
-    monkeypatch.setattr("nas_lightning.search.threads.other_load", lambda: 1.0)
+    monkeypatch.setattr("nas_lightning.core.threads.usable_cores", lambda: 8)
+    monkeypatch.setattr("nas_lightning.core.threads.other_load", lambda: 1.0)
     assert resolve_num_threads("auto") == 4
     assert resolve_num_threads("auto", {"max_concurrent": 4}) == 2
     assert resolve_num_threads("auto", {"max_concurrent": 2, "cpus_per_child": 1}) == 1
@@ -179,3 +180,27 @@ def test_tiny_search_prints_banner_then_a_line_per_child(tiny_search_cfg, caplog
     assert any(line.startswith("search: ") for line in lines[:first_child])
     assert "left~" in lines[first_child]
     assert sum(line.startswith("child ") for line in lines) == 2
+
+
+def test_batch_mode_lines_show_each_childs_own_best_and_no_time_left_at_the_end(
+        tmp_path, caplog):
+    """A batch's lines come out together, after the batch: they must not mislead."""
+    from conftest import table_cfg
+
+    from nas_lightning.search.loop import run_search
+
+    progress_mod._bannered.clear()
+    caplog.set_level(logging.INFO, logger="nas_lightning.search")
+    result = run_search(table_cfg(tmp_path, "search.progress=plain", "strategy=reinforce",
+                                  "search.mode=batch", "search.batch_size=3",
+                                  "search.num_children=6"))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("child ")]
+    assert len(lines) == 6
+    best = None
+    for record, line in zip(result.records, lines, strict=True):
+        best = record["reward"] if best is None else max(best, record["reward"])
+        assert line.startswith(f"child {record['index']} ")
+        assert line.split(" best=")[1].split()[0] == f"{best:.4f}"  # its own, not the batch's
+        assert " adv=" not in line  # a batch's mean advantage is not the child's
+    assert not any("left~" in line for line in lines[3:])  # the search had ended
+    assert all("left~" in line for line in lines[:3])

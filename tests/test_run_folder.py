@@ -16,11 +16,11 @@ import torch
 from conftest import ROOT, TINY, compose_config, table_cfg
 from omegaconf import OmegaConf
 
+from nas_lightning.core.records import read_children
+from nas_lightning.core.signals import SearchInterrupted
 from nas_lightning.errors import ConfigError
 from nas_lightning.search.loop import run_search
-from nas_lightning.search.records import read_children
 from nas_lightning.search.resume import resume_config
-from nas_lightning.search.signals import SearchInterrupted
 
 
 def tiny(run: Path, *overrides: str):
@@ -364,7 +364,7 @@ def test_a_full_disk_names_the_file_exits_75_and_the_folder_resumes(tmp_path, mo
     import errno
 
     from nas_lightning.cli import EXIT_FULL_DISK, search_task
-    from nas_lightning.search import records
+    from nas_lightning.core import records
 
     fsync = os.fsync
     writes = []

@@ -11,10 +11,10 @@ import pytest
 import torch
 from conftest import ROOT, TINY
 
+from nas_lightning.core.records import read_children
 from nas_lightning.errors import ConfigError
 from nas_lightning.genotypes import genotype_from_dict
 from nas_lightning.search.loop import run_search
-from nas_lightning.search.records import read_children
 
 
 def test_tiny_search_writes_the_run_folder(tiny_search_cfg, tmp_path):
@@ -147,7 +147,7 @@ def test_cli_multirun_makes_one_run_folder_per_job(tmp_path):
     sweeps = list((tmp_path / "runs" / "search" / "multirun").glob("*"))
     assert len(sweeps) == 1
     jobs = sorted(p.name for p in sweeps[0].iterdir() if p.is_dir())
-    assert jobs == ["0", "1"]
+    assert jobs == ["0_controller.hidden-8", "1_controller.hidden-16"]  # the swept overrides
     hidden = [json.loads(json.dumps(_yaml_hidden(sweeps[0] / j / "config.yaml"))) for j in jobs]
     assert hidden == [8, 16]
     for j in jobs:
@@ -254,3 +254,31 @@ def test_a_crash_on_rank_1_surfaces_rank_1s_error(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: DDP ranks cannot go on after child 0 failed inside fit")
     assert "rank one cannot train this child" in last
+
+
+
+def test_multirun_job_folders_are_named_by_their_swept_overrides():
+    from nas_lightning.core.sweep import job_dirname, job_overrides, swept_keys
+
+    argv = ["-m", "controller.hidden=50,100", "seed=range(3)", "model.filters=[8,16]",
+            "+extra='a,b'", "search.num_children=4"]
+    assert swept_keys(argv) == {"controller.hidden", "seed"}
+    task = ["controller.hidden=50", "model.filters=[8,16]", "search.num_children=4", "seed=1"]
+    assert job_overrides(task, argv) == ["controller.hidden=50", "seed=1"]
+    assert job_overrides(task, ["search.py"]) == task  # the sweep unknown: all of them
+    assert job_dirname(0, ["controller.hidden=50", "seed=1"]) == "0_controller.hidden-50_seed-1"
+    assert job_dirname(3, []) == "3"
+    assert job_dirname(1, ["genotype=runs/a b/best.json"]) == "1_genotype-runs_a_b_best.json"
+    assert job_dirname(2, ["model.filters=[8,16]"]) == "2_model.filters-_8_16_"
+    assert job_dirname(12, ["x=" + "9" * 200]) == "12_" + ("x-" + "9" * 200)[:80]
+
+
+def test_a_job_folder_is_a_valid_override_value():
+    """train.py genotype=<job>/best.json and search.py resume=<job> must parse."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from nas_lightning.core.sweep import job_dirname
+
+    name = job_dirname(0, ["controller.hidden=50", "model.filters=[8,16]", "+x='a b'"])
+    (override,) = OverridesParser.create().parse_overrides([f"genotype=runs/{name}/best.json"])
+    assert override.value() == f"runs/{name}/best.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TABLE, TINY
 
-from nas_lightning.search.records import read_children
+from nas_lightning.core.records import read_children
 
 pytest.importorskip("wandb")
 

@@ -15,9 +15,9 @@ import pytest
 import torch
 from conftest import CONF, compose_config
 
-from nas_lightning.search import evaluator as evaluator_module
+from nas_lightning.core.records import read_children
+from nas_lightning.execution import evaluator as evaluator_module
 from nas_lightning.search.loop import run_search
-from nas_lightning.search.records import read_children
 from nas_lightning.search.resume import resume_config
 from nas_lightning.strategies import (
     NSGA2,

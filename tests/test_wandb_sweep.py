@@ -13,8 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 import nas_lightning.cli  # noqa: F401  (registers the config's resolvers)
+from nas_lightning.core.sweep import sweep_names
 from nas_lightning.search.loggers import WandbSearchLogger
-from nas_lightning.search.sweep import sweep_names
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def hydra_job():
     def enter(mode: RunMode, sweep_dir: str = "", overrides: str = "") -> None:
         cfg.hydra.mode = mode
         cfg.hydra.sweep.dir = sweep_dir
-        cfg.hydra.job.override_dirname = overrides
+        cfg.hydra.overrides.task = [overrides] if overrides else []
         HydraConfig.instance().set_config(cfg)
 
     yield enter
@@ -71,7 +71,7 @@ def test_a_sweep_writes_grouped_named_offline_runs(tmp_path):
     env = {**os.environ, "WANDB_MODE": "offline"}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    for job, hidden in (("0", 20), ("1", 30)):
+    for job, hidden in (("0_controller.hidden-20", 20), ("1_controller.hidden-30", 30)):
         (record,) = (sweep / job / "wandb").glob("offline-run-*/run-*.wandb")
         data = record.read_bytes()
         assert f"controller.hidden={hidden}".encode() in data

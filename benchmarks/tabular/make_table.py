@@ -14,7 +14,7 @@ only: 2 x (2 inputs x 2 inputs x 3 ops x 3 ops) gives 36 ** 2 = 1,296 action
 tuples. Swapping a block's two (input, op) pairs gives the same network, so
 there are 21 ** 2 = 441 distinct architectures; each is trained once with a
 fixed short recipe through the search's own evaluator
-(:class:`~nas_lightning.search.evaluator.LightningEvaluator`, the same
+(:class:`~nas_lightning.execution.evaluator.LightningEvaluator`, the same
 Lightning child module and Trainer settings a search uses) on the embedded
 Fashion-MNIST subset, then scored on the held-out test images. Every action
 tuple gets the row of its architecture.
@@ -55,10 +55,10 @@ from omegaconf import OmegaConf
 
 from nas_lightning.data import EmbeddedFashionMNIST
 from nas_lightning.execution.base import Trial
+from nas_lightning.execution.evaluator import LightningEvaluator
 from nas_lightning.genotypes import genotype_to_dict
 from nas_lightning.models.nas_rl import NASRLNetwork
 from nas_lightning.models.nasnet import NASNetwork
-from nas_lightning.search.evaluator import LightningEvaluator
 from nas_lightning.spaces import NASNetSpace, NASRLSpace, SearchSpace
 from nas_lightning.strategies import Proposal
 from nas_lightning.utils import quiet_lightning

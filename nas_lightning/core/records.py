@@ -42,8 +42,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from nas_lightning.core.signals import critical
 from nas_lightning.errors import ConfigError
-from nas_lightning.search.signals import critical
 
 log = logging.getLogger(__name__)
 
@@ -111,18 +111,18 @@ def atomic_write(path: Path, data: bytes) -> None:
         fsync_dir(path.parent)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Plain JSON: NaN/inf become null, tuples lists, unknown objects strings."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if value is None or isinstance(value, (str, int, bool)):
         return value
     if hasattr(value, "item"):
-        return _jsonable(value.item())
+        return jsonable(value.item())
     return str(value)
 
 
@@ -223,7 +223,7 @@ class RunRecorder:
 
 
 def _dumps(data: Any, indent: int | None = None) -> bytes:
-    return (json.dumps(_jsonable(data), indent=indent) + ("\n" if indent else "")).encode()
+    return (json.dumps(jsonable(data), indent=indent) + ("\n" if indent else "")).encode()
 
 
 def _parse_children(path: Path, data: bytes) -> tuple[list[dict[str, Any]], int]:

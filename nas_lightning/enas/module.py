@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nas_lightning.core.child_record import ChildRecord
 from nas_lightning.enas.supernet import Supernet
 from nas_lightning.errors import ConfigError
 from nas_lightning.genotypes.base import genotype_to_dict
@@ -117,7 +118,7 @@ class EnasModule(pl.LightningModule):
             )
         if entropy_reward_weight < 0:
             raise ConfigError("entropy_reward_weight", f"must be >= 0, got {entropy_reward_weight}")
-        if entropy_reward_weight and getattr(strategy, "controller", None) is None:
+        if entropy_reward_weight and strategy.controller is None:
             log.info("%s samples without a controller: no entropy bonus in the reward",
                      type(strategy).__name__)
             entropy_reward_weight = 0.0
@@ -230,25 +231,23 @@ class EnasModule(pl.LightningModule):
             acc = self.accuracy(proposal.genotype, x, y)
             entropy = self._sample_entropy(proposal) if self.entropy_reward_weight else None
             reward = acc + (self.entropy_reward_weight * entropy if entropy is not None else 0.0)
-            record: dict[str, Any] = {
-                "index": self.controller_step,
-                "status": "ok",
-                "reward": reward,
-                "val_acc": acc,
-                "val_curve": [],
-                "params": None,
-                "seconds": round(time.perf_counter() - start, 4),
-                "genotype": genotype_to_dict(proposal.genotype),
-                "actions": list(proposal.actions),
-                "steps": proposal.info.get("steps"),
-                "weight_sharing": True,
-                "extra": {
+            record = ChildRecord(
+                index=self.controller_step,
+                status="ok",
+                reward=reward,
+                val_acc=acc,
+                seconds=round(time.perf_counter() - start, 4),
+                genotype=genotype_to_dict(proposal.genotype),
+                actions=tuple(proposal.actions),
+                steps=proposal.info.get("steps"),
+                weight_sharing=True,
+                extra={
                     "epoch": self.current_epoch,
                     "supernet_step": self.global_step,
                     "val_images": len(y),
                     "sample_entropy": entropy,
                 },
-            }
+            ).to_dict()
             self.hooks.controller_record(record)
             stats = self.strategy.tell(proposal, reward)
             self.controller_step += 1

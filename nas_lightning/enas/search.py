@@ -35,25 +35,25 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Checkpoint
 
-from nas_lightning.enas.checks import check_enas_config
-from nas_lightning.enas.module import EnasHooks, EnasModule
-from nas_lightning.errors import ConfigError
-from nas_lightning.genotypes.base import genotype_to_dict
-from nas_lightning.search.builders import build, build_partial
-from nas_lightning.search.loggers import SearchLogger
-from nas_lightning.search.records import (
+from nas_lightning.core.builders import build, build_partial
+from nas_lightning.core.child_record import ChildRecord
+from nas_lightning.core.records import (
     CHILDREN,
     RunRecorder,
     atomic_write,
     fault_point,
     fsync_dir,
 )
+from nas_lightning.core.signals import critical
+from nas_lightning.enas.checks import check_enas_config
+from nas_lightning.enas.module import EnasHooks, EnasModule
+from nas_lightning.errors import ConfigError
+from nas_lightning.genotypes.base import genotype_to_dict
+from nas_lightning.search.loggers import SearchLogger
 from nas_lightning.search.runfolder import RunFolder, open_run_folder
-from nas_lightning.search.signals import critical
-from nas_lightning.search.threads import apply_num_threads
+from nas_lightning.search.setup import build_parts, finish_outputs, start_outputs
 from nas_lightning.spaces.nasnet import NASNetSpace
 from nas_lightning.strategies.base import Strategy
-from nas_lightning.utils import global_rank, quiet_lightning
 
 log = logging.getLogger("nas_lightning.enas")
 
@@ -92,9 +92,9 @@ class RunHooks(EnasHooks):
         self.records.append(record)
 
     def controller_told(self, record: dict[str, Any], stats: dict[str, float]) -> None:
-        record["best_reward"] = self.recorder.best["reward"] if self.recorder.best else None
+        best = self.recorder.best["reward"] if self.recorder.best else None
         if self.rank == 0:
-            self.logger.log_child(record, stats)
+            self.logger.log_child(record, stats, best)
 
     def epoch_end(self, epoch: int, steps: int, records: list[dict[str, Any]]) -> None:
         rewards = [r["reward"] for r in records]
@@ -177,45 +177,40 @@ def _restore_records(
     return records
 
 
-def run_enas(cfg: DictConfig) -> EnasResult:
+def run_enas(cfg: DictConfig, *, strategy: Strategy | None = None) -> EnasResult:
     """Run (or resume) the ENAS search described by ``cfg``.
 
     The run folder is held as for any search (lock, signals: runfolder.py);
     SIGTERM or Ctrl-C leaves it resumable from the last epoch's checkpoint.
+    Set up and closed as the standalone search is (``search/setup.py``);
+    ``strategy``: a controller strategy built by the caller for the NASNet space.
     """
     with open_run_folder(cfg) as folder:
-        return _run_enas(cfg, folder)
+        return _run_enas(cfg, folder, strategy)
 
 
-def _run_enas(cfg: DictConfig, folder: RunFolder) -> EnasResult:
-    quiet_lightning()
+def _run_enas(cfg: DictConfig, folder: RunFolder, strategy: Strategy | None) -> EnasResult:
     # the datamodule has a validation loader; ENAS uses it outside Lightning's loop
     warnings.filterwarnings("ignore", message=".*no `validation_step`.*")
-    apply_num_threads(cfg)
-    start = time.perf_counter()
-    rank = global_rank()
     e = cfg.get("enas")
     if e is None:
         raise ConfigError("enas", "is missing (use experiment=enas)")
     check_enas_config(cfg)  # every value, before anything is built or trained
-    run_dir = Path(cfg.resume or cfg.run_dir)
     epochs, num_final, eval_batch_size = e.epochs, e.final_candidates, e.eval_batch_size
 
     # Build everything first: a bad value stops the run before any training.
-    space = build(cfg.search_space, "search_space")
+    parts = build_parts(cfg, strategy)
+    space, strategy, logger = parts.space, parts.strategy, parts.logger
+    run_dir, rank, start = parts.run_dir, parts.rank, parts.start
     if not isinstance(space, NASNetSpace):
         raise ConfigError(
             "search_space", "ENAS runs on the NASNet cell space (search_space=nasnet)"
         )
-    if cfg.strategy.get("controller") is not None:
-        build_partial(cfg.controller, "controller", space.decisions)  # validates it
-    strategy: Strategy = build_partial(cfg.strategy, "strategy", space=space, seed=int(cfg.seed))
     datamodule = build(cfg.dataset, "dataset")
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)  # the supernet's init
     supernet = build_supernet(cfg, space, datamodule)
     optimizer = build(e.optimizer, "enas.optimizer")
     trainer_factory = build(cfg.trainer, "trainer")
-    logger: SearchLogger = build(cfg.logger, "logger") if cfg.get("logger") else SearchLogger()
 
     checkpoint = run_dir / CHECKPOINT
     resume_from = checkpoint if cfg.resume and checkpoint.is_file() else None
@@ -240,9 +235,7 @@ def _run_enas(cfg: DictConfig, folder: RunFolder) -> EnasResult:
         )
     except ConfigError as err:
         raise err.prefixed("enas") from None
-    if rank == 0:
-        folder.write_config(cfg)
-        logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
+    start_outputs(parts, folder)
     if resume_from is not None:
         log.info("resuming %s from %s after epoch %d (%d controller steps)", run_dir,
                  resume_from, records[-1]["extra"]["epoch"] + 1 if records else 0, len(records))
@@ -297,10 +290,7 @@ def _run_enas(cfg: DictConfig, folder: RunFolder) -> EnasResult:
             "best_val_acc": recorder.best.get("val_acc") if candidates else None,
             "weight_sharing": True,
         }
-        if rank == 0:
-            recorder.write_json("summary.json", summary)
-            logger.finish(run_dir, records, recorder.best if candidates else None)
-            log.info("run folder: %s", os.path.abspath(run_dir))
+        finish_outputs(parts, recorder, records, recorder.best if candidates else None, summary)
     return EnasResult(
         run_dir,
         records,
@@ -323,18 +313,18 @@ def final_candidates(
         start = time.perf_counter()
         acc = module.score(proposal.genotype, datamodule, batch_size)
         out.append(
-            {
-                "index": i,
-                "status": "ok",
-                "phase": "final",
-                "reward": acc,
-                "val_acc": acc,
-                "genotype": genotype_to_dict(proposal.genotype),
-                "actions": list(proposal.actions),
-                "weight_sharing": True,
-                "seconds": round(time.perf_counter() - start, 4),
-                "val_images": len(datamodule.data["val"]),
-            }
+            ChildRecord(
+                index=i,
+                status="ok",
+                phase="final",
+                reward=acc,
+                val_acc=acc,
+                genotype=genotype_to_dict(proposal.genotype),
+                actions=tuple(proposal.actions),
+                weight_sharing=True,
+                seconds=round(time.perf_counter() - start, 4),
+                extra={"val_images": len(datamodule.data["val"])},
+            ).to_dict()
         )
         log.info("candidate %d/%d: val_acc=%.4f", i + 1, n, acc)
     return out

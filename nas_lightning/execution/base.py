@@ -18,7 +18,6 @@ from nas_lightning.rewards.base import ChildMetrics
 if TYPE_CHECKING:  # importing strategies imports torch: workers of simulated children skip it
     from nas_lightning.strategies.base import Proposal
 
-STATUSES = ("ok", "failed", "diverged")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ class FinishedChild:
         reward: the driver's reward (None for a failed child).
         record: the line written to ``children.jsonl``.
         stats: what the strategy's update reported (filled by the controller callback).
+        best_reward: the best reward recorded when it was told (this child included).
     """
 
     trial: Trial
@@ -39,6 +40,7 @@ class FinishedChild:
     reward: float | None
     record: dict[str, Any]
     stats: dict[str, float] = field(default_factory=dict)
+    best_reward: float | None = None
 
 
 class SearchCallback:
@@ -82,12 +84,9 @@ class ControllerCallback(SearchCallback):
         pick from its metrics), or ``failed_reward`` for a failed child (None:
         an invalid architecture)."""
         if child.record["status"] == "ok":
-            pick = getattr(self.strategy, "objective_values", None)  # NSGA-II: objectives
-            if pick is None:
-                return child.reward
             # a child told again on resume carries its record, not its metrics
             metrics = child.result.metrics() if child.result.val_acc is not None else None
-            return pick(child.reward, metrics)
+            return self.strategy.objective_values(child.reward, metrics)  # NSGA-II: objectives
         return self.failed_reward
 
     def on_child_end(self, trial: Trial, result: Result, reward: float | None,
@@ -111,9 +110,11 @@ class ControllerCallback(SearchCallback):
                                            [r for _, r in group])
             for c, _ in group:
                 c.stats = dict(stats)
+                if len(group) > 1 and "advantage" in c.stats:  # the batch's mean, not the child's
+                    c.stats["batch_advantage"] = c.stats.pop("advantage")
         if self.logger is not None:
             for c in children:
-                self.logger.log_child(c.record, c.stats)
+                self.logger.log_child(c.record, c.stats, c.best_reward)
 
     def on_repeat(self, proposal: Proposal, child: FinishedChild, count: int) -> None:
         """Tell a repeated proposal the recorded child's reward; log it as ``repeat/*``."""

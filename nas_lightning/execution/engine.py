@@ -3,7 +3,7 @@
 Data flows one way. The strategy proposes on the driver; an executor trains
 the trial wherever it likes and returns a plain :class:`Result`; the driver
 computes the reward, writes the record (fsynced) and only then fires the
-callbacks, the first of which (:class:`~nas_lightning.callbacks.ControllerCallback`)
+callbacks, the first of which (:class:`~nas_lightning.execution.callbacks.ControllerCallback`)
 tells the strategy. Two ways to learn from parallel children:
 
 * ``async``: tell each result as it arrives and ask a new child at once
@@ -27,18 +27,18 @@ recorded child twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
-from nas_lightning.callbacks import ControllerCallback, FinishedChild, SearchCallback
+from nas_lightning.core.records import RunRecorder, fault_point
 from nas_lightning.errors import ConfigError
 from nas_lightning.execution.base import Executor, Result, Shipped, Trial
+from nas_lightning.execution.callbacks import ControllerCallback, FinishedChild, SearchCallback
 from nas_lightning.execution.repeats import Repeats, proposal_key, space_architectures
-from nas_lightning.genotypes.base import genotype_from_dict, genotype_to_dict
-from nas_lightning.search.records import RunRecorder, fault_point
+from nas_lightning.genotypes.base import Genotype, genotype_from_dict, genotype_to_dict
 from nas_lightning.spaces.base import SearchSpace
 from nas_lightning.strategies.base import Proposal, Strategy
 
@@ -62,6 +62,8 @@ class Engine:
             callback without a logger); default: a plain ``ControllerCallback``.
         repeats: ``train`` or ``reuse`` (see the module's docstring).
         reuse_limit: reused proposals in a row after which the search stops.
+        callbacks: told of each live (not replayed) group of finished
+            children, in this order: the first one tells the strategy.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class Engine:
         replay: SearchCallback | None = None,
         repeats: str = "train",
         reuse_limit: int = 50,
+        callbacks: Sequence[SearchCallback] = (),
     ) -> None:
         self.cfg = cfg
         self.strategy, self.space, self.executor = strategy, space, executor
@@ -88,7 +91,7 @@ class Engine:
         self.seed = int(cfg.seed)
         self.run_dir = Path(recorder.run_dir)
         self.records: list[dict[str, Any]] = []
-        self.callbacks: list[SearchCallback] = []
+        self.callbacks: list[SearchCallback] = list(callbacks)  # live children only
         self.pending: dict[int, Trial] = {}  # asked, not yet told
         self.done: dict[int, FinishedChild] = {}  # recorded, waiting to be told
         self.resubmit: list[Trial] = []
@@ -299,7 +302,9 @@ class Engine:
         record = self.record_fn(trial, result, reward)
         self.recorder.append_child(record)  # on disk before anything learns from it
         self.records.append(record)
-        self.done[trial.index] = FinishedChild(trial, result, reward, record)
+        best = self.recorder.best  # as it stands with this child: what its line shows
+        self.done[trial.index] = FinishedChild(trial, result, reward, record,
+                                               best_reward=best["reward"] if best else None)
         self._remember(record, result)
 
     def _tell_ready(self, force: bool = False) -> None:
@@ -314,8 +319,6 @@ class Engine:
             for c in group:
                 del self.done[c.trial.index]
                 del self.pending[c.trial.index]
-                best = self.recorder.best
-                c.record["best_reward"] = best["reward"] if best else None
             for callback in self.callbacks:
                 callback.on_children_end(group)
         self.save_state()
@@ -344,7 +347,7 @@ def _result_of(record: dict[str, Any]) -> Result:
 def trial_to_state(trial: Trial) -> dict[str, Any]:
     """A trial as plain data (``torch.load(weights_only=True)`` reads it back)."""
     p = trial.proposal
-    structured = hasattr(p.genotype, "kind")
+    structured = isinstance(p.genotype, Genotype)
     return {
         "index": trial.index,
         "seed": trial.seed,

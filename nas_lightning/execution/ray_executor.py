@@ -39,11 +39,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-import nas_lightning
+from nas_lightning.core.signals import HANDLED, SearchInterrupted, critical
 from nas_lightning.errors import ConfigError, TransientError
 from nas_lightning.execution.base import Executor, Result, Runner, Trial, one_line
 from nas_lightning.execution.ddp import RankLost
-from nas_lightning.search.signals import HANDLED, SearchInterrupted, critical
 
 log = logging.getLogger("nas_lightning.search")
 
@@ -68,7 +67,7 @@ def import_ray() -> Any:
 
 def package_env() -> dict[str, Any]:
     """A runtime environment whose workers import this very copy of nas_lightning."""
-    root = str(Path(nas_lightning.__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
     return {"env_vars": {"PYTHONPATH": path}}
 
@@ -422,7 +421,7 @@ class RayExecutor(Executor):
         self.max_retries = max_retries
         threads = max(1, int(cpus_per_child))  # a child's torch threads: its reserved CPUs
         if cfg is not None:
-            from nas_lightning.search.threads import resolve_num_threads
+            from nas_lightning.core.threads import resolve_num_threads
 
             threads = resolve_num_threads(cfg.search.get("num_threads"), cfg.get("executor")) or (
                 threads

@@ -11,8 +11,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from nas_lightning.core.builders import build
 from nas_lightning.execution.base import Runner
-from nas_lightning.search.builders import build
 
 
 def make_datamodule(cfg: DictConfig, prepare: bool = True) -> Any:
@@ -36,7 +36,7 @@ def make_runner(cfg: DictConfig, datamodule: Any = None, prepare: bool = True) -
     """
     if cfg.get("runner") is not None:
         return build(cfg.runner, "runner")
-    from nas_lightning.search.evaluator import LightningEvaluator
+    from nas_lightning.execution.evaluator import LightningEvaluator
 
     model_factory = build(cfg.model, "model")
     trainer_factory = build(cfg.trainer, "trainer")

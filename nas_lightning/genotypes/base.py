@@ -18,12 +18,15 @@ from __future__ import annotations
 import json
 from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from nas_lightning.errors import GenotypeError
 
 
+@runtime_checkable
 class Genotype(Protocol):
+    """What every genotype kind declares (``isinstance(x, Genotype)`` checks it)."""
+
     kind: str
 
     def to_dict(self) -> dict[str, Any]: ...
@@ -110,7 +113,7 @@ def architecture_key(genotype: Any, actions: Sequence[int] = ()) -> Hashable:
             genotype = genotype_from_dict(genotype)
         except GenotypeError:
             return tuple(actions)
-    if hasattr(genotype, "kind") and hasattr(genotype, "canonical"):
+    if isinstance(genotype, Genotype):
         return (genotype.kind, genotype.canonical())
     return tuple(actions)
 
@@ -135,7 +138,7 @@ def load_genotype(ref: str | Path | Any) -> Any:
     Files are read as JSON only (never pickled or evaluated), and may be a
     bare genotype or a run's ``best.json``.
     """
-    if hasattr(ref, "kind") and hasattr(ref, "to_dict"):
+    if isinstance(ref, Genotype):
         return ref
     _load_builtin_names()
     text_ref = str(ref)

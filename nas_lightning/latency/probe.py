@@ -298,7 +298,7 @@ class LatencyProbe:
 
         Returns ``{name: png path}`` for the loop's logger (W&B image).
         """
-        from nas_lightning.search.pareto import write_pareto
+        from nas_lightning.viz.pareto import write_pareto
 
         run_dir = Path(run_dir)
         if self.table is not None and not self.table.readonly and len(self.table):

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from nas_lightning.core.child_record import ChildRecord
+
 CHILDREN = "children.jsonl"
 
 
@@ -88,8 +90,12 @@ def read_children(path: Path) -> tuple[list[dict[str, Any]], int]:
 
 
 def _well_formed(record: dict[str, Any]) -> bool:
-    """Whether the fields the tables read have the types a search writes."""
-    return isinstance(record.get("extra"), dict | None)
+    """Whether the record has the fields and types a search writes (:class:`ChildRecord`)."""
+    try:
+        ChildRecord.from_dict(record)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def load_run(path: str | Path) -> Run:

@@ -1,1 +1,1 @@
-"""The search loop, its evaluator, run folder and loggers."""
+"""The search driver: its loop, run folder, progress, loggers and resume."""

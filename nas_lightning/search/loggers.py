@@ -11,14 +11,14 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import netrc
 import os
 from pathlib import Path
 from typing import Any
 
+from nas_lightning.core.records import fault_point
+from nas_lightning.core.sweep import sweep_names
+from nas_lightning.core.wandb_env import has_api_key, wandb_mode
 from nas_lightning.errors import ConfigError
-from nas_lightning.search.records import fault_point
-from nas_lightning.search.sweep import sweep_names
 
 log = logging.getLogger("nas_lightning.search")
 
@@ -45,8 +45,12 @@ class SearchLogger:
     def start(self, run_dir: Path, config: dict[str, Any]) -> None:
         """Called once, before the first child."""
 
-    def log_child(self, record: dict[str, Any], stats: dict[str, float]) -> None:
-        """Called after each child, once the strategy has learned from it."""
+    def log_child(self, record: dict[str, Any], stats: dict[str, float],
+                  best_reward: float | None = None) -> None:
+        """Called after each child, once the strategy has learned from it.
+
+        ``best_reward``: the best reward recorded so far, this child included.
+        """
 
     def log_image(self, name: str, path: Path) -> None:
         """Attach a picture (e.g. a Pareto plot)."""
@@ -72,7 +76,8 @@ class CSVSearchLogger(SearchLogger):
             with open(self.path, newline="") as f:
                 self.columns = next(csv.reader(f), None)
 
-    def log_child(self, record: dict[str, Any], stats: dict[str, float]) -> None:
+    def log_child(self, record: dict[str, Any], stats: dict[str, float],
+                  best_reward: float | None = None) -> None:
         row = _flat(record, stats)
         if self.columns is None:
             self.columns = list(row) + [c for c in (
@@ -93,32 +98,6 @@ class CSVSearchLogger(SearchLogger):
             if new:
                 writer.writeheader()
             writer.writerow(metrics)
-
-
-def _api_host() -> str:
-    from urllib.parse import urlparse
-
-    url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
-    return urlparse(url).hostname or "api.wandb.ai"
-
-
-def has_api_key() -> bool:
-    """Whether W&B can find credentials: its environment variables or ``wandb login``'s netrc."""
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return True
-    try:
-        return bool(netrc.netrc(os.environ.get("NETRC")).authenticators(_api_host()))
-    except (OSError, netrc.NetrcParseError):
-        return False
-
-
-def wandb_mode(mode: str | None) -> str:
-    """The W&B mode: as configured, else ``WANDB_MODE``, else online only if logged in."""
-    if mode:
-        return mode
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    return "online" if has_api_key() else "offline"
 
 
 def _short(err: BaseException) -> str:
@@ -262,14 +241,15 @@ class WandbSearchLogger(SearchLogger):
                 pass
         _teardown_wandb()
 
-    def log_child(self, record: dict[str, Any], stats: dict[str, float]) -> None:
+    def log_child(self, record: dict[str, Any], stats: dict[str, float],
+                  best_reward: float | None = None) -> None:
         if self.fallback is not None:
-            self.fallback.log_child(record, stats)
+            self.fallback.log_child(record, stats, best_reward)
         if self.run is None:
             return
         row = _flat(record, stats)
-        if record.get("best_reward") is not None:
-            row["best/reward"] = record["best_reward"]
+        if best_reward is not None:
+            row["best/reward"] = best_reward
         try:
             fault_point("wandb.log", RuntimeError)
             self.run.log(row)

@@ -10,33 +10,33 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from nas_lightning.callbacks import ControllerCallback, FinishedChild, SearchCallback
 from nas_lightning.checks import check_search_config
+from nas_lightning.core.builders import build, build_partial
+from nas_lightning.core.child_record import ChildRecord
+from nas_lightning.core.records import RunRecorder
 from nas_lightning.errors import ConfigError
 from nas_lightning.execution.base import Executor, Result, Trial, one_line
+from nas_lightning.execution.callbacks import ControllerCallback, FinishedChild, SearchCallback
 from nas_lightning.execution.engine import Engine
+from nas_lightning.execution.evaluator import LightningEvaluator
 from nas_lightning.execution.rank_errors import capture_stderr
 from nas_lightning.execution.runner import make_runner
-from nas_lightning.genotypes.base import genotype_to_dict
+from nas_lightning.genotypes.base import Genotype, genotype_to_dict
+from nas_lightning.latency.probe import LatencyProbe
 from nas_lightning.rewards.base import ChildMetrics
-from nas_lightning.search.builders import build, build_partial
-from nas_lightning.search.loggers import SearchLogger
 from nas_lightning.search.progress import SearchProgress, end_summary, print_banner
-from nas_lightning.search.records import RunRecorder
 from nas_lightning.search.runfolder import RunFolder, open_run_folder
-from nas_lightning.search.threads import apply_num_threads
+from nas_lightning.search.setup import SearchParts, build_parts, finish_outputs, start_outputs
 from nas_lightning.spaces.base import SearchSpace
 from nas_lightning.strategies.base import Strategy
-from nas_lightning.utils import global_rank, quiet_lightning
 from nas_lightning.viz import draw_search
 
 log = logging.getLogger("nas_lightning.search")
@@ -60,26 +60,22 @@ def _record(trial: Trial, result: Result, reward: float | None) -> dict[str, Any
     extra = dict(result.extra)
     if result.status == "ok" and result.timing:
         extra["timing"] = result.timing  # after the reward: it never sees it
-    record: dict[str, Any] = {
-        "index": trial.index,
-        "status": result.status,
-        "reward": reward,
-        "val_acc": result.val_acc,
-        "val_curve": list(result.val_curve),
-        "params": result.params,
-        "seconds": round(result.seconds, 3),
-        "genotype": genotype_to_dict(genotype) if hasattr(genotype, "kind") else genotype,
-        "actions": list(trial.actions),
-        "steps": trial.proposal.info.get("steps"),
-        "extra": extra,
-    }
-    if result.error:
-        record["error"] = result.error
-    if trial.attempt:
-        record["attempt"] = trial.attempt
-    if result.worker:
-        record["worker"] = result.worker
-    return record
+    return ChildRecord(
+        index=trial.index,
+        status=result.status,
+        reward=reward,
+        val_acc=result.val_acc,
+        val_curve=tuple(result.val_curve),
+        params=result.params,
+        seconds=round(result.seconds, 3),
+        genotype=genotype_to_dict(genotype) if isinstance(genotype, Genotype) else genotype,
+        actions=tuple(trial.actions),
+        steps=trial.proposal.info.get("steps"),
+        extra=extra,
+        error=result.error,
+        attempt=trial.attempt,
+        worker=result.worker,
+    ).to_dict()
 
 
 def _reward(reward_fn: Callable[[ChildMetrics], float], result: Result) -> float | None:
@@ -111,41 +107,48 @@ def search_mode(cfg: DictConfig, executor: Executor) -> tuple[str, int]:
     return mode, size
 
 
-def run_search(cfg: DictConfig) -> SearchResult:
+def run_search(
+    cfg: DictConfig,
+    *,
+    strategy: Strategy | None = None,
+    callbacks: Sequence[SearchCallback] = (),
+) -> SearchResult:
     """Run (or resume) a search described by ``cfg``; returns its result.
 
-    Raises :class:`~nas_lightning.search.signals.SearchInterrupted` on
+    Args:
+        cfg: the composed config (``search.py``'s).
+        strategy: a strategy built for ``cfg``'s space, used instead of
+            building ``cfg.strategy`` (resume restores its state all the same).
+        callbacks: more :class:`SearchCallback` objects, told of each group of
+            finished children after the strategy has learned from it (and of
+            repeats, the start and the end of the search).
+
+    Raises :class:`~nas_lightning.core.signals.SearchInterrupted` on
     SIGTERM or Ctrl-C, leaving a resumable run folder.
     """
     with open_run_folder(cfg) as folder:  # lock, torn-line repair, signals: runfolder.py
-        return _run_search(cfg, folder)
+        return _run_search(cfg, folder, strategy, list(callbacks))
 
 
-def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
-    quiet_lightning()
+def _run_search(cfg: DictConfig, folder: RunFolder, strategy: Strategy | None,
+                extra_callbacks: list[SearchCallback]) -> SearchResult:
     check_search_config(cfg)  # every value, before anything is built or trained
-    threads = apply_num_threads(cfg)
-    rank = global_rank()
-    if rank == 0:
-        print_banner(cfg, threads)
-    start = time.perf_counter()
     num_children = int(cfg.search.num_children)
     if num_children < 1:
         raise ConfigError("search.num_children", f"must be >= 1, got {num_children}")
-    run_dir = Path(cfg.resume or cfg.run_dir)
+    # Build everything first: a bad value stops the run before any training.
+    parts = build_parts(cfg, strategy)
+    rank, run_dir, threads, start = parts.rank, parts.run_dir, parts.threads, parts.start
+    space, strategy, logger = parts.space, parts.strategy, parts.logger
+    if rank == 0:
+        print_banner(cfg, threads)
     if rank != 0:  # rank 0 quotes a failed child's reason from here (rank_errors.py)
         capture_stderr(run_dir, rank)
-
-    # Build everything first: a bad value stops the run before any training.
-    space: SearchSpace = build(cfg.search_space, "search_space")
-    if cfg.strategy.get("controller") is not None:
-        build_partial(cfg.controller, "controller", space.decisions)  # validates it
-    strategy: Strategy = build_partial(cfg.strategy, "strategy", space=space, seed=int(cfg.seed))
     reward_fn = build(cfg.reward, "reward")
-    logger: SearchLogger = build(cfg.logger, "logger") if cfg.get("logger") else SearchLogger()
     failed_reward = cfg.search.get("failed_reward")
     runner = make_runner(cfg, prepare=rank == 0)
-    if hasattr(runner, "rank_errors"):
+    lightning = isinstance(runner, LightningEvaluator)  # else a runner of the config's own
+    if lightning:
         runner.rank_errors = True
     executor: Executor = build_partial(
         cfg.get("executor") or {"_target_": "nas_lightning.execution.local.LocalExecutor",
@@ -157,11 +160,22 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
     except ConfigError:
         executor.shutdown()
         raise
-    probe = getattr(runner, "probe", None)
+    probe = runner.probe if lightning and isinstance(runner.probe, LatencyProbe) else None
 
     records = folder.records  # run folder checks: runfolder.py
     recorder = RunRecorder(run_dir, enabled=rank == 0, run_id=folder.run_id, recorded=records,
                            repair=False)
+    completed = False
+    progress = SearchProgress(cfg, num_children, done=len(records), enabled=rank == 0,
+                              threads=threads).start()
+    callbacks: list[SearchCallback] = [
+        ControllerCallback(strategy, logger if rank == 0 else None, failed_reward)
+    ]
+    if rank == 0:
+        callbacks.append(ProgressCallback(progress))
+    digest = DigestCallback(strategy) if cfg.search.get("rank_digest") else None
+    if digest is not None:
+        callbacks.append(digest)
     engine = Engine(
         cfg, strategy, space, executor, recorder,
         reward_fn=lambda result: _reward(reward_fn, result),
@@ -171,10 +185,8 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
         # run folders written before search.repeats existed trained every repeat
         repeats=cfg.search.get("repeats") or "train",
         reuse_limit=cfg.search.get("reuse_limit", 50),
+        callbacks=[*callbacks, *extra_callbacks],
     )
-    completed = False
-    progress = SearchProgress(cfg, num_children, done=len(records), enabled=rank == 0,
-                              threads=threads).start()
 
     try:  # a refused resume leaves the folder as it was: nothing below is written
         engine.restore(records, folder.strategy_state() if records else None)
@@ -185,15 +197,7 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
     try:
         recorder.write_best()
         records = engine.records
-        if rank == 0:
-            folder.write_config(cfg)
-            logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True))
-        engine.callbacks = [ControllerCallback(strategy, logger if rank == 0 else None,
-                                               failed_reward), *engine.callbacks]
-        if rank == 0:
-            engine.callbacks.append(ProgressCallback(progress))
-        if cfg.search.get("rank_digest"):
-            engine.callbacks.append(DigestCallback(strategy))
+        start_outputs(parts, folder)
         engine.run()
         completed = True
     finally:
@@ -204,16 +208,14 @@ def _run_search(cfg: DictConfig, folder: RunFolder) -> SearchResult:
                 draw_search(run_dir, engine.records, recorder.best, progress.baselines, logger)
             if rank == 0:
                 strategy.finish(run_dir)  # a strategy's own results (NetAdapt)
-            summary = _finish(cfg, run_dir, engine.records, recorder, probe, logger, rank, start,
+            summary = _finish(parts, engine.records, recorder, probe,
                               folder.status(completed), engine.repeats.reused, engine.stopped)
             for callback in engine.callbacks:
                 callback.on_search_end(engine.records)
-            if cfg.search.get("rank_digest"):
+            if digest is not None:
                 digest_dir = run_dir / "rank_digest"
                 digest_dir.mkdir(parents=True, exist_ok=True)
-                digest = next((c.rows for c in engine.callbacks
-                               if isinstance(c, DigestCallback)), [])
-                (digest_dir / f"rank{rank}.json").write_text(json.dumps(digest))
+                (digest_dir / f"rank{rank}.json").write_text(json.dumps(digest.rows))
         except Exception as err:
             if completed:
                 raise
@@ -242,21 +244,22 @@ class ProgressCallback(SearchCallback):
         self.progress = progress
 
     def on_children_end(self, children: Sequence[FinishedChild]) -> None:
+        done = max(c.trial.index for c in children) + 1  # a batch has ended as a whole
         for c in children:
-            self.progress.child_end(c.record, c.stats)
+            self.progress.child_end(c.record, c.stats, c.best_reward, done=done)
 
 
 def _controller_digest(strategy: Strategy) -> dict[str, Any]:
-    controller = getattr(strategy, "controller", None)
-    if controller is None:
+    if strategy.controller is None:
         return {}
-    total = sum(float(p.detach().double().sum()) for p in controller.parameters())
-    return {"controller_sum": total, "baseline": getattr(strategy, "baseline", None)}
+    total = sum(float(p.detach().double().sum()) for p in strategy.controller.parameters())
+    return {"controller_sum": total, "baseline": strategy.baseline}
 
 
-def _finish(cfg, run_dir, records, recorder, probe, logger, rank, start,
-            status: str, reused: int = 0, stopped: str | None = None) -> dict[str, Any]:
-    """Write the summary, let the probe and logger close; rank 0 only."""
+def _finish(parts: SearchParts, records: list[dict[str, Any]], recorder: RunRecorder,
+            probe: LatencyProbe | None, status: str, reused: int = 0,
+            stopped: str | None = None) -> dict[str, Any]:
+    """The summary; rank 0 also lets the probe and the logger close and writes the folder."""
     ok = [r for r in records if r["status"] == "ok"]
     summary: dict[str, Any] = {
         "status": status,
@@ -265,21 +268,17 @@ def _finish(cfg, run_dir, records, recorder, probe, logger, rank, start,
         "failed": len(records) - len(ok),
         "reused": reused,  # repeated proposals told a recorded reward (search.repeats)
         "stopped": stopped,  # converged / exhausted: stopped before the budget (search.repeats)
-        "wall_seconds": round(time.perf_counter() - start, 2),
+        "wall_seconds": round(time.perf_counter() - parts.start, 2),
         "child_seconds": round(sum(r["seconds"] for r in records), 2),
         "best_index": recorder.best["index"] if recorder.best else None,
         "best_reward": recorder.best["reward"] if recorder.best else None,
     }
-    if rank != 0:
+    if parts.rank != 0:
         return summary
-    if probe is not None and hasattr(probe, "summary"):  # a LatencyProbe
+    if probe is not None:
         summary["latency"] = probe.summary()
-    if probe is not None and hasattr(probe, "finish"):
-        for name, path in (probe.finish(run_dir, records) or {}).items():
-            logger.log_image(name, Path(path))
-    recorder.write_json("summary.json", summary)
-    logger.finish(run_dir, records, recorder.best)
-    for line in end_summary(records, recorder.best, run_dir):
-        log.info("%s", line)
-    log.info("run folder: %s", os.path.abspath(run_dir))
+        for name, path in (probe.finish(parts.run_dir, records) or {}).items():
+            parts.logger.log_image(name, Path(path))
+    finish_outputs(parts, recorder, records, recorder.best, summary,
+                   end_summary(records, recorder.best, parts.run_dir))
     return summary

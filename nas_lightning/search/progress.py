@@ -22,8 +22,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from nas_lightning.core.threads import resolve_num_threads
 from nas_lightning.errors import ConfigError
-from nas_lightning.search.threads import resolve_num_threads
 
 log = logging.getLogger("nas_lightning.search")
 
@@ -163,8 +163,8 @@ def progress_mode(cfg: DictConfig, stream: Any = None) -> str:
 
 
 def child_line(record: dict[str, Any], stats: dict[str, float], total: int,
-               best: bool = True) -> str:
-    """The one log line of a finished child (``best``: end with the best reward so far)."""
+               best: float | None = None) -> str:
+    """The one log line of a finished child (``best``: the best reward so far, to end it)."""
     # The child's number is its record's index (as in best.json, the pictures
     # and `runs`); the count of children recorded so far follows it.
     name = f"child {record['index']} ({record['index'] + 1}/{total})"
@@ -184,8 +184,8 @@ def child_line(record: dict[str, Any], stats: dict[str, float], total: int,
     if isinstance(record.get("params"), int | float):
         parts.append(f"params={record['params'] / 1e3:.1f}k")
     parts.append(_took(record["seconds"]))
-    if best and record.get("best_reward") is not None:
-        parts.append(f"best={record['best_reward']:.4f}")
+    if best is not None:
+        parts.append(f"best={best:.4f}")
     return " ".join(parts)
 
 
@@ -267,20 +267,26 @@ class SearchProgress:
                     self._swapped.append((handler, handler.stream))
                     handler.setStream(proxy)
 
-    def child_end(self, record: dict[str, Any], stats: dict[str, float]) -> None:
-        """One finished child: its line (with time left) and the bar's step."""
-        self.done = max(self.done, record["index"] + 1)
+    def child_end(self, record: dict[str, Any], stats: dict[str, float],
+                  best: float | None = None, done: int | None = None) -> None:
+        """One finished child: its line (with time left) and the bar's step.
+
+        ``best``: the best reward recorded when this child was recorded.
+        ``done``: children finished by now (a batch's lines are printed after
+        the whole batch ended; default: this child's number + 1).
+        """
+        self.done = max(self.done, record["index"] + 1, done or 0)
         self._finished_here += 1
         if isinstance(stats.get("baseline"), int | float):
             self.baselines[record["index"]] = float(stats["baseline"])
-        if record.get("best_reward") is not None:
-            self.best = record["best_reward"]
+        if best is not None:
+            self.best = best
         if not self.enabled:
             return
         eta = self.eta_seconds()
         # Under the live bar, which shows the best reward and the time left, the
         # line leaves them out (and fits an 80-column terminal).
-        line = child_line(record, stats, self.total, best=self._bar is None)
+        line = child_line(record, stats, self.total, best=best if self._bar is None else None)
         if eta is not None and self.done < self.total and self._bar is None:
             line += f" left~{format_seconds(eta)}"
         log.info(line)

@@ -16,8 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from nas_lightning.core.records import MANIFEST, atomic_write
 from nas_lightning.errors import ConfigError
-from nas_lightning.search.records import MANIFEST, atomic_write
 
 # Overrides that may differ between the original run and its continuation.
 _FREE = ("resume", "run_dir", "search.num_children", "logger", "hydra", "executor")

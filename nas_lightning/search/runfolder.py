@@ -21,8 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from nas_lightning.errors import ConfigError
-from nas_lightning.search.records import (
+from nas_lightning.core.records import (
     CHILDREN,
     MANIFEST,
     STRATEGY,
@@ -30,8 +29,9 @@ from nas_lightning.search.records import (
     read_children,
     recover_children,
 )
+from nas_lightning.core.signals import interruptible, received
+from nas_lightning.errors import ConfigError
 from nas_lightning.search.resume import identity, read_manifest, write_manifest
-from nas_lightning.search.signals import interruptible, received
 from nas_lightning.utils import global_rank
 
 try:

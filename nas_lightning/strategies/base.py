@@ -59,7 +59,14 @@ class Strategy(ABC):
         space: the search space.
         seed: the only randomness source; the same seed gives the same
             sequence of proposals for the same rewards.
+
+    Diagnostics a strategy may declare (read by ENAS and the DDP rank digest):
+    ``controller``, its policy network (an ``nn.Module``; None: no policy), and
+    ``baseline``, the reward baseline of a policy-gradient update.
     """
+
+    controller: Any = None
+    baseline: float | None = None
 
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
         if not isinstance(space, SearchSpace):

@@ -9,9 +9,9 @@ from typing import Any
 
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 
+from nas_lightning.core.sweep import sweep_names
+from nas_lightning.core.wandb_env import has_api_key, wandb_mode
 from nas_lightning.errors import ConfigError
-from nas_lightning.search.loggers import has_api_key, wandb_mode
-from nas_lightning.search.sweep import sweep_names
 from nas_lightning.utils import global_rank
 
 log = logging.getLogger("nas_lightning.train")

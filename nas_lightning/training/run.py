@@ -24,6 +24,8 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelChec
 from torch import nn
 
 from nas_lightning.checks import check_train_config
+from nas_lightning.core.builders import build, build_partial
+from nas_lightning.core.records import jsonable
 from nas_lightning.errors import ConfigError
 from nas_lightning.export import export_onnx, model_metadata
 from nas_lightning.genotypes.base import (
@@ -34,8 +36,6 @@ from nas_lightning.genotypes.base import (
 )
 from nas_lightning.models.profile import count_macs, count_params
 from nas_lightning.models.registry import build_model, builder_arguments, get_builder
-from nas_lightning.search.builders import build, build_partial
-from nas_lightning.search.records import _jsonable
 from nas_lightning.training.callbacks import DropPathSchedule, TimeBudget
 from nas_lightning.training.loggers import log_final
 from nas_lightning.training.module import (
@@ -163,16 +163,10 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
     Returns:
         The model card (also written to ``<run_dir>/summary.json``).
     """
-    quiet_lightning()
-    # TrainModule seeds each batch in on_before_batch_transfer, on purpose.
-    warnings.filterwarnings("ignore", message=".*overridden `on_before_batch_transfer`.*")
-    # eval_only tests a checkpoint without the checkpoint callback that wrote it.
-    warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
     start = time.perf_counter()
+    _quiet()
     check_train_config(cfg)  # every value, before anything is built or trained
-    rank = global_rank()
-    run_dir = Path(cfg.run_dir)
-    seed = int(cfg.seed)
+    rank, run_dir, seed = global_rank(), Path(cfg.run_dir), int(cfg.seed)
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
     eval_only = bool(cfg.get("eval_only", False))
@@ -188,16 +182,78 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
     if stored is not None and not eval_only:
         _check_data(stored, datamodule)
         _check_same(stored, arch)
-    model_kwargs = arch["model"]
-    input_shape = (arch["in_channels"], arch["image_size"], arch["image_size"])
+    budget = None if eval_only else _time_budget(cfg.recipe)
+    module = _train_module(cfg, net, datamodule, arch, budget)
+    trainer, checkpoint, logger = _trainer(cfg, net, eval_only, budget, callbacks)
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        save_genotype(genotype, run_dir / "genotype.json")
+        save_architecture(genotype, run_dir / "architecture.png", title=genotype.kind)
+    log.info("%s %s: %s", "evaluating" if eval_only else "training", genotype.kind, genotype)
+
+    t0 = time.perf_counter()
+    if not eval_only:
+        if ckpt_path:
+            _resume_sampler_epoch(datamodule, ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    fit_seconds = time.perf_counter() - t0 if not eval_only else 0.0
+    # Read before testing: loading a checkpoint restores the callback's older state.
+    saved = {"best": checkpoint.best_model_path or None, "last": checkpoint.last_model_path or None}
+    trained = {"best_val_acc": _float(checkpoint.best_model_score), "val_curve":
+               list(module.val_curve), "epochs": trainer.current_epoch,
+               "global_step": trainer.global_step, "time_budget": _spent(cfg, budget)}
+    test_ckpt = ckpt_path if eval_only else saved["best"]
+    t0 = time.perf_counter()
+    results = trainer.test(
+        module, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True, verbose=False
+    )
+    test_seconds = time.perf_counter() - t0
+    summary = _model_card(cfg, genotype, arch, datamodule, results, test_ckpt, saved, trained,
+                          ckpt_path, eval_only)
+    if rank == 0:
+        _measure_and_export(cfg, module.net, datamodule, _input_shape(arch), run_dir, summary)
+    summary["fit_seconds"] = round(fit_seconds, 2)
+    summary["test_seconds"] = round(test_seconds, 2)
+    summary["wall_seconds"] = round(time.perf_counter() - start, 2)
+    if rank == 0:
+        (run_dir / "summary.json").write_text(_dumps(summary))
+        files = [run_dir / "summary.json", run_dir / "genotype.json", run_dir / "model.onnx",
+                 run_dir / "architecture.png", *([Path(saved["best"])] if saved["best"] else [])]
+        log_final(logger, summary, files)
+        _report(summary)
+    return summary
+
+
+def _quiet() -> None:
+    quiet_lightning()
+    # TrainModule seeds each batch in on_before_batch_transfer, on purpose.
+    warnings.filterwarnings("ignore", message=".*overridden `on_before_batch_transfer`.*")
+    # eval_only tests a checkpoint without the checkpoint callback that wrote it.
+    warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
+
+
+def _spent(cfg: DictConfig, budget: TimeBudget | None) -> dict[str, Any] | None:
+    """The time budget and what the fit spent of it (None: no budget)."""
+    if budget is None:
+        return None
+    return {"minutes": float(cfg.recipe.minutes), "spent_seconds": round(budget.elapsed(), 2),
+            "stopped_by_budget": budget.stopped}
+
+
+def _input_shape(arch: dict[str, Any]) -> tuple[int, int, int]:
+    return (arch["in_channels"], arch["image_size"], arch["image_size"])
+
+
+def _train_module(cfg: DictConfig, net: nn.Module, datamodule: Any, arch: dict[str, Any],
+                  budget: TimeBudget | None) -> TrainModule:
+    """The LightningModule of the recipe (``recipe.*`` errors name their key)."""
     recipe = cfg.recipe
-    drop_path = float(recipe.get("drop_path", 0.0))
-    if drop_path and not hasattr(net, "set_drop_path"):
+    if float(recipe.get("drop_path", 0.0)) and not hasattr(net, "set_drop_path"):
         raise ConfigError("recipe.drop_path", f"{type(net).__name__} has no drop-path; set it to 0")
     optimizer = build(recipe.optimizer, "recipe.optimizer")
-    budget = None if eval_only else _time_budget(recipe)
     try:
-        module = TrainModule(
+        return TrainModule(
             net,
             datamodule.num_classes,
             architecture=arch,
@@ -210,10 +266,16 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
             channels_last=bool(recipe.channels_last),
             test_flip=bool(recipe.get("test_flip", False)),
             aux_weight=float(recipe.aux_weight),
-            seed=seed,
+            seed=int(cfg.seed),
         )
     except ConfigError as err:
         raise err.prefixed("recipe") from None
+
+
+def _trainer(cfg: DictConfig, net: nn.Module, eval_only: bool, budget: TimeBudget | None,
+             callbacks: list[Callback] | None) -> tuple[pl.Trainer, ModelCheckpoint, Any]:
+    """The Trainer with its checkpoints, time budget, drop-path schedule and logger."""
+    run_dir = Path(cfg.run_dir)
     # Best by validation accuracy (tested at the end) and the last (resume), saved at
     # the end of each training epoch, after its validation.
     checkpoint = ModelCheckpoint(
@@ -228,6 +290,7 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
     trainer_callbacks: list[Callback] = [] if eval_only else [checkpoint]
     if budget is not None:
         trainer_callbacks.append(budget)
+    drop_path = float(cfg.recipe.get("drop_path", 0.0))
     if drop_path:
         trainer_callbacks.append(
             DropPathSchedule(drop_path, budget.progress if budget is not None else None)
@@ -249,46 +312,25 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
         use_distributed_sampler=False,
         enable_checkpointing=not eval_only,
     )
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        save_genotype(genotype, run_dir / "genotype.json")
-        save_architecture(genotype, run_dir / "architecture.png", title=genotype.kind)
-    log.info("%s %s: %s", "evaluating" if eval_only else "training", genotype.kind, genotype)
+    return trainer, checkpoint, logger
 
-    fit_seconds = 0.0
-    if not eval_only:
-        if ckpt_path:
-            _resume_sampler_epoch(datamodule, ckpt_path)
-        t0 = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        fit_seconds = time.perf_counter() - t0
-    # Read before testing: loading a checkpoint restores the callback's older state.
-    saved = {"best": checkpoint.best_model_path or None, "last": checkpoint.last_model_path or None}
-    best_val = _float(checkpoint.best_model_score)
-    epochs, steps = trainer.current_epoch, trainer.global_step
-    spent = None if budget is None else {
-        "minutes": float(recipe.minutes),
-        "spent_seconds": round(budget.elapsed(), 2),
-        "stopped_by_budget": budget.stopped,
-    }
-    test_ckpt = ckpt_path if eval_only else saved["best"]
-    t0 = time.perf_counter()
-    results = trainer.test(
-        module, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True, verbose=False
-    )
-    test_seconds = time.perf_counter() - t0
-    summary = {
-        "run_dir": str(run_dir),
+
+def _model_card(cfg: DictConfig, genotype: Any, arch: dict[str, Any], datamodule: Any,
+                results: list[dict[str, float]], test_ckpt: str | None,
+                saved: dict[str, str | None], trained: dict[str, Any],
+                ckpt_path: str | None, eval_only: bool) -> dict[str, Any]:
+    """``summary.json``: what was trained, how, and how well it tests."""
+    return {
+        "run_dir": str(cfg.run_dir),
         "task": "eval" if eval_only else "train",
         "genotype_source": ckpt_path if eval_only else str(cfg.genotype),
         "kind": genotype.kind,
         "genotype": arch["genotype"],
         "genotype_text": str(genotype),
-        "model": model_kwargs,
+        "model": arch["model"],
         "dataset": {
             "target": arch["dataset"],
-            "input_shape": list(input_shape),
+            "input_shape": list(_input_shape(arch)),
             "num_classes": datamodule.num_classes,
             **_split_sizes(datamodule),
         },
@@ -298,15 +340,12 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
             if results and "test/acc_flip" in results[0] else None
         ),
         "tested_checkpoint": test_ckpt,
-        "best_val_acc": best_val,
-        "val_curve": list(module.val_curve),
-        "epochs": epochs,
-        "global_step": steps,
+        **{k: v for k, v in trained.items() if k != "time_budget"},
         "resumed_from": None if eval_only else ckpt_path,
-        "time_budget": spent,
+        "time_budget": trained["time_budget"],
         "checkpoints": saved,
-        "seed": seed,
-        "recipe": OmegaConf.to_container(recipe, resolve=True),
+        "seed": int(cfg.seed),
+        "recipe": OmegaConf.to_container(cfg.recipe, resolve=True),
         "trainer": {
             k: v
             for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
@@ -319,20 +358,6 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
             "python": sys.version.split()[0],
         },
     }
-    if rank == 0:
-        _measure_and_export(cfg, module.net, datamodule, input_shape, run_dir, summary)
-    summary["fit_seconds"] = round(fit_seconds, 2)
-    summary["test_seconds"] = round(test_seconds, 2)
-    summary["wall_seconds"] = round(time.perf_counter() - start, 2)
-    if rank == 0:
-        (run_dir / "summary.json").write_text(_dumps(summary))
-        files = [run_dir / "summary.json", run_dir / "genotype.json", run_dir / "model.onnx",
-                 run_dir / "architecture.png"]
-        if saved["best"]:
-            files.append(Path(saved["best"]))
-        log_final(logger, summary, files)
-        _report(summary)
-    return summary
 
 
 def _time_budget(recipe: DictConfig) -> TimeBudget | None:
@@ -412,7 +437,7 @@ def _float(value: Any) -> float | None:
 def _dumps(summary: dict[str, Any]) -> str:
     import json
 
-    return json.dumps(_jsonable(summary), indent=2) + "\n"
+    return json.dumps(jsonable(summary), indent=2) + "\n"
 
 
 def _report(summary: dict[str, Any]) -> None:

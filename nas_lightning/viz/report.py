@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nas_lightning.genotypes.base import Genotype
 from nas_lightning.viz.cells import draw_nasnet
 from nas_lightning.viz.curves import plot_search_curve
 from nas_lightning.viz.networks import draw_mobile, draw_nas_rl
@@ -31,7 +32,7 @@ def draw_architecture(genotype: Any, path: str | Path, title: str | None = None)
         from nas_lightning.genotypes import genotype_from_dict
 
         genotype = genotype_from_dict(genotype)
-    drawer = DRAWERS.get(getattr(genotype, "kind", None))
+    drawer = DRAWERS.get(genotype.kind) if isinstance(genotype, Genotype) else None
     return drawer(genotype, path, title=title) if drawer else None
 
 

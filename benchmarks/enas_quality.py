@@ -47,6 +47,7 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas_lightning.core.builders import build  # noqa: E402
+from nas_lightning.core.ranks import kendall_tau_b  # noqa: E402
 from nas_lightning.enas.module import batch_statistics  # noqa: E402
 from nas_lightning.enas.search import load_supernet, standalone_search_config  # noqa: E402
 from nas_lightning.execution.base import Trial  # noqa: E402
@@ -56,27 +57,6 @@ from nas_lightning.strategies.base import Proposal  # noqa: E402
 from nas_lightning.utils import quiet_lightning  # noqa: E402
 
 log = logging.getLogger("enas_quality")
-
-
-def kendall_tau_b(x: list[float], y: list[float]) -> float:
-    """Kendall's tau-b (ties in either ranking handled), O(n^2)."""
-    concordant = discordant = ties_x = ties_y = 0
-    n = len(x)
-    for i in range(n):
-        for j in range(i + 1, n):
-            dx, dy = x[i] - x[j], y[i] - y[j]
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                ties_x += 1
-            elif dy == 0:
-                ties_y += 1
-            elif (dx > 0) == (dy > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    denom = ((concordant + discordant + ties_x) * (concordant + discordant + ties_y)) ** 0.5
-    return (concordant - discordant) / denom if denom else float("nan")
 
 
 def tau_statistics(

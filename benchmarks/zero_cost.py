@@ -56,46 +56,13 @@ for _path in (HERE, HERE / "tabular"):  # the benchmarks are scripts, not a pack
 import make_table  # noqa: E402
 from strategy_efficiency import PRESETS, Table, bootstrap_difference, run  # noqa: E402
 
+from nas_lightning.core.ranks import kendall_tau_b, spearman  # noqa: E402
 from nas_lightning.data import EmbeddedFashionMNIST  # noqa: E402
 from nas_lightning.genotypes.base import architecture_key  # noqa: E402
 from nas_lightning.proxies import PROXIES, score  # noqa: E402
 
 RESULTS = HERE / "results"
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-# -- rank correlations (scipy is not a dependency) ---------------------------
-def rankdata(values: Sequence[float]) -> np.ndarray:
-    """Ranks from 1, ties sharing their average rank; -inf ranks lowest, NaN is refused."""
-    a = np.asarray(values, dtype=float)
-    if np.isnan(a).any():
-        raise ValueError("cannot rank NaN")
-    order = np.argsort(a, kind="mergesort")
-    ordered = a[order]
-    new = np.r_[True, ordered[1:] != ordered[:-1]]
-    starts = np.flatnonzero(new)
-    ends = np.r_[starts[1:], len(a)]
-    ranks = np.empty(len(a))
-    ranks[order] = ((starts + ends + 1) / 2.0)[np.cumsum(new) - 1]
-    return ranks
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Pearson correlation of the average ranks; NaN when either side is constant."""
-    rx, ry = rankdata(x), rankdata(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denom = np.sqrt((rx**2).sum() * (ry**2).sum())
-    return float((rx * ry).sum() / denom) if denom > 0 else float("nan")
-
-
-def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b: (concordant - discordant) / sqrt(pairs untied in x * untied in y)."""
-    rx, ry = rankdata(x), rankdata(y)
-    i, j = np.triu_indices(len(rx), 1)
-    sx, sy = np.sign(rx[i] - rx[j]), np.sign(ry[i] - ry[j])
-    untied_x, untied_y = np.count_nonzero(sx), np.count_nonzero(sy)
-    denom = np.sqrt(float(untied_x) * float(untied_y))
-    return float((sx * sy).sum() / denom) if denom > 0 else float("nan")
 
 
 # -- scores -----------------------------------------------------------------

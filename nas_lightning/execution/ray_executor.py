@@ -318,6 +318,43 @@ def ddp_on_gpus(trainer: Any, gpus_per_child: float, cluster_gpus: float) -> boo
     return accelerator == "auto" and (gpus_per_child > 0 or cluster_gpus > 0)
 
 
+def _check_arguments(address: Any, cpus_per_child: Any, gpus_per_child: Any,
+                     max_concurrent: Any, max_retries: Any, connect_timeout_s: Any) -> None:
+    """The executor's values, each checked before Ray starts (errors name the key)."""
+    if not (isinstance(connect_timeout_s, (int, float)) and connect_timeout_s > 0):
+        raise ConfigError(
+            "connect_timeout_s", f"must be a number of seconds > 0, got {connect_timeout_s!r}"
+        )
+    if address is not None and not isinstance(address, str):
+        raise ConfigError("address", f"expected host:port, ray://host:port or auto, "
+                                     f"got {address!r}")
+    if address is not None and address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401  (what Ray Client talks through)
+        except ImportError:
+            raise ConfigError("address", (
+                f"{address} joins through Ray Client, which needs "
+                "pip install \"ray[client]\" (or pip install -e \".[ray]\")")) from None
+    if not (isinstance(cpus_per_child, (int, float)) and cpus_per_child > 0):
+        raise ConfigError("cpus_per_child", f"must be > 0, got {cpus_per_child!r}")
+    if not (isinstance(gpus_per_child, (int, float)) and gpus_per_child >= 0):
+        raise ConfigError("gpus_per_child", f"must be >= 0, got {gpus_per_child!r}")
+    if gpus_per_child > 1 and gpus_per_child != int(gpus_per_child):
+        raise ConfigError(
+            "gpus_per_child", f"above 1 must be whole, got {gpus_per_child!r}"
+        )
+    if max_concurrent is not None and not (
+        isinstance(max_concurrent, int) and max_concurrent >= 1
+    ):
+        raise ConfigError(
+            "max_concurrent", f"must be an integer >= 1, got {max_concurrent!r}"
+        )
+    if not (isinstance(max_retries, int) and max_retries >= 0):
+        raise ConfigError(
+            "max_retries", f"must be an integer >= 0, got {max_retries!r}"
+        )
+
+
 class RayExecutor(Executor):
     """Train children as Ray tasks.
 
@@ -352,38 +389,8 @@ class RayExecutor(Executor):
         num_gpus: int | None = None,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
-        if not (isinstance(connect_timeout_s, (int, float)) and connect_timeout_s > 0):
-            raise ConfigError(
-                "connect_timeout_s", f"must be a number of seconds > 0, got {connect_timeout_s!r}"
-            )
-        if address is not None and not isinstance(address, str):
-            raise ConfigError("address", f"expected host:port, ray://host:port or auto, "
-                                         f"got {address!r}")
-        if address is not None and address.startswith("ray://"):
-            try:
-                import grpc  # noqa: F401  (what Ray Client talks through)
-            except ImportError:
-                raise ConfigError("address", (
-                    f"{address} joins through Ray Client, which needs "
-                    "pip install \"ray[client]\" (or pip install -e \".[ray]\")")) from None
-        if not (isinstance(cpus_per_child, (int, float)) and cpus_per_child > 0):
-            raise ConfigError("cpus_per_child", f"must be > 0, got {cpus_per_child!r}")
-        if not (isinstance(gpus_per_child, (int, float)) and gpus_per_child >= 0):
-            raise ConfigError("gpus_per_child", f"must be >= 0, got {gpus_per_child!r}")
-        if gpus_per_child > 1 and gpus_per_child != int(gpus_per_child):
-            raise ConfigError(
-                "gpus_per_child", f"above 1 must be whole, got {gpus_per_child!r}"
-            )
-        if max_concurrent is not None and not (
-            isinstance(max_concurrent, int) and max_concurrent >= 1
-        ):
-            raise ConfigError(
-                "max_concurrent", f"must be an integer >= 1, got {max_concurrent!r}"
-            )
-        if not (isinstance(max_retries, int) and max_retries >= 0):
-            raise ConfigError(
-                "max_retries", f"must be an integer >= 0, got {max_retries!r}"
-            )
+        _check_arguments(address, cpus_per_child, gpus_per_child, max_concurrent, max_retries,
+                         connect_timeout_s)
         trainer = {}  # a simulated runner (runner=...) ignores the Trainer config
         if cfg is not None and cfg.get("runner") is None:
             trainer = cfg.get("trainer") or {}

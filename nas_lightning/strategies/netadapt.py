@@ -53,6 +53,51 @@ from nas_lightning.strategies.netadapt_parts import (
 log = logging.getLogger(__name__)
 
 
+def _check_steps(target_ms: Any, target_ratio: Any, step_ms: Any, step_ratio: Any,
+                 step_decay: Any) -> None:
+    """The target and the step of NetAdapt's latency schedule (errors name the key)."""
+    if target_ms is not None and not _positive(target_ms):
+        raise ConfigError("target_ms", f"must be a positive number of ms, got {target_ms!r}")
+    if target_ratio is not None and not (_positive(target_ratio) and target_ratio <= 1):
+        raise ConfigError("target_ratio", f"must be in (0, 1], got {target_ratio!r}")
+    if target_ms is None and target_ratio is None:
+        raise ConfigError("target_ms", "NetAdapt needs target_ms or target_ratio")
+    if step_ms is not None and not _positive(step_ms):
+        raise ConfigError("step_ms", f"must be a positive number of ms, got {step_ms!r}")
+    if not (_positive(step_ratio) and step_ratio < 1):
+        raise ConfigError("step_ratio", f"must be in (0, 1), got {step_ratio!r}")
+    if not (_positive(step_decay) and step_decay <= 1):
+        raise ConfigError("step_decay", f"must be in (0, 1], got {step_decay!r}")
+
+
+def _check_counts(max_proposals: Any, calibration_repeats: Any) -> None:
+    """How many proposals and calibration repeats (errors name the key)."""
+    if max_proposals is not None and (not isinstance(max_proposals, int) or max_proposals < 1):
+        raise ConfigError(
+            "max_proposals", f"must be an integer >= 1 or null, got {max_proposals!r}"
+        )
+    if not isinstance(calibration_repeats, int) or calibration_repeats < 1:
+        raise ConfigError(
+            "calibration_repeats", f"must be an integer >= 1, got {calibration_repeats!r}"
+        )
+
+
+def _latency_estimator(latency: Any, statistic: str, calibrate: bool, verify_rounds: int) -> Any:
+    """The estimator NetAdapt decides with: a TableLatency (built from a probe if given one)."""
+    if latency is None:
+        latency = TableLatency(statistic=statistic)
+    elif not isinstance(latency, TableLatency) and hasattr(latency, "table_repeats"):
+        latency = TableLatency.from_probe(latency, statistic)  # a LatencyProbe
+    if not callable(latency):
+        raise ConfigError("latency", f"needs a TableLatency or a LatencyProbe, got {latency!r}")
+    if not isinstance(verify_rounds, int) or verify_rounds < 0:
+        raise ConfigError("verify_rounds", f"must be an integer >= 0, got {verify_rounds!r}")
+    for key, on in (("calibrate", calibrate), ("verify_rounds", verify_rounds)):
+        if on and not hasattr(latency, "measure_network"):
+            raise ConfigError(key, "this latency estimator cannot time whole networks")
+    return latency
+
+
 class NetAdapt(Strategy):
     """NetAdapt over one mobile network, proposal by proposal through ask/tell.
 
@@ -126,41 +171,13 @@ class NetAdapt(Strategy):
     ) -> None:
         super().__init__(space, seed)
         self.start = _start_genotype(space, genotype)
-        if target_ms is not None and not _positive(target_ms):
-            raise ConfigError("target_ms", f"must be a positive number of ms, got {target_ms!r}")
-        if target_ratio is not None and not (_positive(target_ratio) and target_ratio <= 1):
-            raise ConfigError("target_ratio", f"must be in (0, 1], got {target_ratio!r}")
-        if target_ms is None and target_ratio is None:
-            raise ConfigError("target_ms", "NetAdapt needs target_ms or target_ratio")
-        if step_ms is not None and not _positive(step_ms):
-            raise ConfigError("step_ms", f"must be a positive number of ms, got {step_ms!r}")
-        if not (_positive(step_ratio) and step_ratio < 1):
-            raise ConfigError("step_ratio", f"must be in (0, 1), got {step_ratio!r}")
-        if not (_positive(step_decay) and step_decay <= 1):
-            raise ConfigError("step_decay", f"must be in (0, 1], got {step_decay!r}")
+        _check_steps(target_ms, target_ratio, step_ms, step_ratio, step_decay)
         self.kinds = tuple(kinds)
         bad = [k for k in self.kinds if k not in KINDS]
         if bad or not self.kinds:
             raise ConfigError("kinds", f"must be a non-empty subset of {list(KINDS)}, got {bad}")
-        if max_proposals is not None and (not isinstance(max_proposals, int) or max_proposals < 1):
-            raise ConfigError(
-                "max_proposals", f"must be an integer >= 1 or null, got {max_proposals!r}"
-            )
-        if not isinstance(calibration_repeats, int) or calibration_repeats < 1:
-            raise ConfigError(
-                "calibration_repeats", f"must be an integer >= 1, got {calibration_repeats!r}"
-            )
-        if latency is None:
-            latency = TableLatency(statistic=statistic)
-        elif not isinstance(latency, TableLatency) and hasattr(latency, "table_repeats"):
-            latency = TableLatency.from_probe(latency, statistic)  # a LatencyProbe
-        if not callable(latency):
-            raise ConfigError("latency", f"needs a TableLatency or a LatencyProbe, got {latency!r}")
-        if not isinstance(verify_rounds, int) or verify_rounds < 0:
-            raise ConfigError("verify_rounds", f"must be an integer >= 0, got {verify_rounds!r}")
-        for key, on in (("calibrate", calibrate), ("verify_rounds", verify_rounds)):
-            if on and not hasattr(latency, "measure_network"):
-                raise ConfigError(key, "this latency estimator cannot time whole networks")
+        _check_counts(max_proposals, calibration_repeats)
+        latency = _latency_estimator(latency, statistic, calibrate, verify_rounds)
         self.latency = latency
         self.target_ms, self.target_ratio = target_ms, target_ratio
         self.step_ms, self.step_ratio, self.step_decay = step_ms, step_ratio, step_decay

@@ -12,7 +12,7 @@ from nas_lightning.errors import ConfigError, GenotypeError, first_line
 
 
 def _translate(err: BaseException, key: str) -> ConfigError:
-    cause: BaseException | None = err
+    cause: BaseException = err
     while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
         cause = cause.__cause__
     if isinstance(cause, ConfigError):

@@ -87,6 +87,7 @@ def sweep_names() -> tuple[str | None, str | None]:
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
+        from omegaconf import OmegaConf
 
         if not HydraConfig.initialized():
             return None, None
@@ -96,6 +97,7 @@ def sweep_names() -> tuple[str | None, str | None]:
     if hydra.mode != RunMode.MULTIRUN:
         return None, None
     group = Path(str(hydra.sweep.dir)).name or None
-    task = list(hydra.overrides.get("task") or [])
-    name = ",".join(job_overrides(task)) or f"job {hydra.job.get('num', 0)}"
+    task = [str(o) for o in hydra.overrides.task or []]
+    num = OmegaConf.select(hydra, "job.num", default=0)  # type: ignore[arg-type]
+    name = ",".join(job_overrides(task)) or f"job {num}"
     return group, name

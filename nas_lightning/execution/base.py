@@ -50,6 +50,13 @@ class Trial:
                      self.attempt)
 
     @property
+    def proposed(self) -> Proposal:
+        """The strategy's proposal: on the driver (a shipped trial carries only what trains)."""
+        if isinstance(self.proposal, Shipped):
+            raise TypeError(f"trial {self.index} was shipped: its proposal stays on the driver")
+        return self.proposal
+
+    @property
     def actions(self) -> tuple[int, ...]:
         return tuple(self.proposal.actions)
 
@@ -93,6 +100,8 @@ class Result:
 
     def metrics(self) -> ChildMetrics:
         """The reward's view of an ok child (a copy: the reward cannot change the record)."""
+        if self.val_acc is None:
+            raise ValueError(f"child {self.index} has no metrics: it did not finish")
         return ChildMetrics(
             val_acc=float(self.val_acc),
             val_curve=list(self.val_curve),

@@ -83,7 +83,7 @@ class ControllerCallback(SearchCallback):
         """The value told for a child: its reward (or a multi-objective strategy's
         pick from its metrics), or ``failed_reward`` for a failed child (None:
         an invalid architecture)."""
-        if child.record["status"] == "ok":
+        if child.record["status"] == "ok" and child.reward is not None:
             # a child told again on resume carries its record, not its metrics
             metrics = child.result.metrics() if child.result.val_acc is not None else None
             return self.strategy.objective_values(child.reward, metrics)  # NSGA-II: objectives
@@ -101,12 +101,12 @@ class ControllerCallback(SearchCallback):
         # A growing space (NAS-RL) scores one depth at a time: one tell per depth.
         groups: dict[Any, list[tuple[FinishedChild, Any]]] = {}
         for c, r in told:
-            groups.setdefault(c.trial.proposal.info.get("steps"), []).append((c, r))
+            groups.setdefault(c.trial.proposed.info.get("steps"), []).append((c, r))
         for group in groups.values():
             if len(group) == 1:  # one child: the plain ``tell(proposal, reward)``
-                stats = self.strategy.tell(group[0][0].trial.proposal, group[0][1])
+                stats = self.strategy.tell(group[0][0].trial.proposed, group[0][1])
             else:
-                stats = self.strategy.tell([c.trial.proposal for c, _ in group],
+                stats = self.strategy.tell([c.trial.proposed for c, _ in group],
                                            [r for _, r in group])
             for c, _ in group:
                 c.stats = dict(stats)

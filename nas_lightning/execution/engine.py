@@ -235,7 +235,7 @@ class Engine:
         else:
             n = self.executor.free_slots()
         n = min(n, self.num_children - self.next_index)
-        asked = []
+        asked: list[Trial] = []
         reused = self.repeats.reused
         while len(asked) < n:
             if not self.strategy.can_ask(len(self.pending)):
@@ -346,7 +346,7 @@ def _result_of(record: dict[str, Any]) -> Result:
 
 def trial_to_state(trial: Trial) -> dict[str, Any]:
     """A trial as plain data (``torch.load(weights_only=True)`` reads it back)."""
-    p = trial.proposal
+    p = trial.proposed
     structured = isinstance(p.genotype, Genotype)
     return {
         "index": trial.index,

@@ -57,7 +57,6 @@ import make_table  # noqa: E402
 from strategy_efficiency import PRESETS, Table, bootstrap_difference, run  # noqa: E402
 
 from nas_lightning.core.ranks import kendall_tau_b, spearman  # noqa: E402
-from nas_lightning.data import EmbeddedFashionMNIST  # noqa: E402
 from nas_lightning.genotypes.base import architecture_key  # noqa: E402
 from nas_lightning.proxies import PROXIES, score  # noqa: E402
 
@@ -68,15 +67,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 # -- scores -----------------------------------------------------------------
 def fixed_batch(size: int = 64) -> Batch:
     """The first ``size`` training images of the tables' datamodule, normalised."""
-    recipe = make_table.RECIPE
-    dm = EmbeddedFashionMNIST(
-        batch_size=recipe["batch_size"],
-        val_size=recipe["val_size"],
-        train_subset=recipe["train_subset"],
-        augment=False,
-    )
-    dm.prepare_data()
-    dm.setup("fit")
+    dm = make_table.datamodule()
     x, y = dm.data["train"][torch.arange(size)]
     return dm.normalize(x), y
 

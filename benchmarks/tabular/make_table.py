@@ -138,11 +138,8 @@ def all_actions(s: SearchSpace) -> list[tuple[int, ...]]:
     return list(itertools.product(*(range(n) for n in s.sizes)))
 
 
-def make_evaluator(
-    run_dir: Path, network: Any = NASNetwork, model: dict[str, Any] = MODEL
-) -> tuple[LightningEvaluator, EmbeddedFashionMNIST, list]:
-    """The search's evaluator with the fixed recipe; also returns a list that
-    receives each child's network (so it can be tested after training)."""
+def datamodule() -> EmbeddedFashionMNIST:
+    """The embedded Fashion-MNIST subset with the tables' recipe, loaded."""
     dm = EmbeddedFashionMNIST(
         batch_size=RECIPE["batch_size"],
         val_size=RECIPE["val_size"],
@@ -151,6 +148,15 @@ def make_evaluator(
     )
     dm.prepare_data()
     dm.setup("fit")
+    return dm
+
+
+def make_evaluator(
+    run_dir: Path, network: Any = NASNetwork, model: dict[str, Any] = MODEL
+) -> tuple[LightningEvaluator, EmbeddedFashionMNIST, list]:
+    """The search's evaluator with the fixed recipe; also returns a list that
+    receives each child's network (so it can be tested after training)."""
+    dm = datamodule()
     nets: list = []
 
     def capture(net, genotype, in_channels, num_classes) -> dict[str, Any]:

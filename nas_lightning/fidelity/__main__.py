@@ -21,22 +21,21 @@ import sys
 import time
 from collections.abc import Sequence
 
-from nas_lightning.entry import one_line_errors
-from nas_lightning.errors import ConfigError
+from nas_lightning.entry import exit_with, one_line_errors, override_error
 
 
 def _compose(overrides: list[str]):
+    """The search config with ``overrides``; a bad one is the search's one-line error."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
 
     from nas_lightning.utils import config_dir
 
     try:
         with initialize_config_dir(str(config_dir()), version_base="1.3"):
             return compose("search", overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError("overrides", str(err).splitlines()[0]) from None
+    except HydraException as err:
+        exit_with(override_error(err, "search", overrides))
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from nas_lightning.execution.base import Result, Runner, Trial
 from nas_lightning.execution.runner import make_runner
 from nas_lightning.genotypes.base import architecture_key, genotype_to_dict
 from nas_lightning.strategies.base import Proposal
+from nas_lightning.strategies.random_search import RandomSearch
 from nas_lightning.utils import quiet_lightning
 
 log = logging.getLogger("nas_lightning.fidelity")
@@ -53,19 +53,16 @@ class FidelityReport:
                 "rows": self.rows}
 
 
-def sample_architectures(space: Any, n: int, seed: int) -> list[tuple[int, ...]]:
-    """``n`` distinct architectures drawn uniformly (fewer if the space holds fewer)."""
-    rng = random.Random(seed)
+def sample_architectures(space: Any, n: int, seed: int) -> list[Proposal]:
+    """``n`` distinct architectures, as the ``random`` preset draws them (fewer if the
+    space holds fewer)."""
     seen: set = set()
-    out: list[tuple[int, ...]] = []
-    tries = 0
-    while len(out) < n and tries < 100 * n:
-        tries += 1
-        actions = tuple(space.sample(rng))
-        key = architecture_key(space.decode(actions), actions)
-        if key not in seen:
+    out = []
+    for p in RandomSearch(space, dedup_tries=100, seed=seed).ask(n):
+        key = architecture_key(p.genotype, p.actions)
+        if key not in seen:  # a repeat comes back only once the space is exhausted
             seen.add(key)
-            out.append(actions)
+            out.append(p)
     return out
 
 
@@ -170,18 +167,16 @@ def check_proxy(
         path.write_text(json.dumps({"settings": settings}) + "\n")
     runners: dict[str, Runner] = {}
     base_seed = int(proxy_cfg.seed)
-    plan = [(i, a, "proxy", base_seed + k) for i, a in enumerate(chosen) for k in range(seeds)]
-    plan += [(i, a, "longer", base_seed) for i, a in enumerate(chosen)]
-    plan.sort(key=lambda p: p[0])  # architecture by architecture: a partial check has rows
-    for step, (i, actions, recipe, child_seed) in enumerate(plan, start=1):
+    trainings = [("proxy", base_seed + k) for k in range(seeds)] + [("longer", base_seed)]
+    # architecture by architecture: a partial check has whole rows
+    plan = [(i, p, recipe, s) for i, p in enumerate(chosen) for recipe, s in trainings]
+    for step, (i, proposal, recipe, child_seed) in enumerate(plan, start=1):
+        actions = tuple(proposal.actions)
         if (actions, recipe, child_seed) in done:
             continue
         if recipe not in runners:
             runners[recipe] = runner_factory(proxy_cfg if recipe == "proxy" else longer_cfg)
-        genotype = space.decode(actions)
-        trial = Trial(i, Proposal(id=i, actions=list(actions), genotype=genotype),
-                      seed=child_seed)
-        result: Result = runners[recipe].run(trial)
+        result: Result = runners[recipe].run(Trial(i, proposal, seed=child_seed))
         row = {"arch": i, "actions": list(actions), "recipe": recipe, "seed": child_seed,
                "status": result.status, "val_acc": result.val_acc,
                "seconds": round(result.seconds, 3), "error": result.error}
@@ -191,20 +186,21 @@ def check_proxy(
         acc = f"val_acc={result.val_acc:.4f}" if result.val_acc is not None else result.status
         log.info("%d/%d: architecture %d, %s seed %d: %s (%.1fs)", step, len(plan), i, recipe,
                  child_seed, acc, result.seconds)
-    return _report(space, chosen, done, settings, seeds, base_seed)
+    return _report(chosen, done, settings, seeds, base_seed)
 
 
-def _report(space: Any, chosen: list[tuple[int, ...]], done: dict[tuple, dict[str, Any]],
+def _report(chosen: list[Proposal], done: dict[tuple, dict[str, Any]],
             settings: dict[str, Any], seeds: int, base_seed: int) -> FidelityReport:
     rows, failed = [], 0
-    for i, actions in enumerate(chosen):
+    for i, p in enumerate(chosen):
+        actions = tuple(p.actions)
         proxy = [done[(actions, "proxy", base_seed + k)] for k in range(seeds)]
         longer = done[(actions, "longer", base_seed)]
         ok = all(r["status"] == "ok" for r in [*proxy, longer])
         failed += not ok
         rows.append({
             "arch": i, "actions": list(actions),
-            "genotype": genotype_to_dict(space.decode(actions)),
+            "genotype": genotype_to_dict(p.genotype),
             "proxy": [r["val_acc"] for r in proxy], "longer": longer["val_acc"], "ok": ok,
             "proxy_seconds": [r["seconds"] for r in proxy], "longer_seconds": longer["seconds"],
         })

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from nas_lightning import utils
@@ -39,6 +40,21 @@ OmegaConf.register_new_resolver("run_token", lambda: PROCESS_TOKEN, replace=True
 
 # A multirun job's folder is named by its swept overrides: 0_controller.hidden-50
 OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
+
+
+class SweepSummary(Callback):
+    """Hydra callback (``conf/search.yaml``): when a sweep ends, print its jobs
+    ranked by their best reward and the best job's architecture."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
+        from nas_lightning.search.progress import sweep_summary
+
+        try:
+            lines = sweep_summary(config.hydra.sweep.dir)
+        except Exception as err:  # noqa: BLE001 - the jobs' folders are already written
+            first = (str(err).splitlines() or [""])[0]
+            lines = [f"no sweep summary: {type(err).__name__}: {first}"]
+        print("\n".join(lines), flush=True)
 
 
 def config_dir() -> str:

@@ -296,6 +296,7 @@ def made_runs(tmp_path_factory) -> dict[str, str]:
     proc = run("search.py", ["-m", "seed=0,1", *SEARCH_TINY, "model.filters=4",
                              f"hydra.sweep.dir={base}/sweep"], base)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "sweep of 2 searches" in proc.stdout  # the sweep's summary, at its end
     run_dir = base / "sweep" / "0_seed-0"  # a job folder: its number and swept override
     paths = {"best": str(run_dir / "best.json")}
     proc = run("train.py", [*made_train_args(paths), "dataset=embedded", *TRAIN_TINY,

@@ -24,11 +24,17 @@ class GroupSizes(SearchCallback):
         self.sizes: list[int] = []
         self.started = self.ended = 0
 
+        self.events: list[tuple[str, int]] = []
+
     def on_search_start(self, run_dir, records) -> None:
         self.started += 1
 
+    def on_child_start(self, trial) -> None:
+        self.events.append(("start", trial.index))
+
     def on_children_end(self, children) -> None:
         self.sizes.append(len(children))
+        self.events += [("end", c.trial.index) for c in children]
 
     def on_search_end(self, records) -> None:
         self.ended += 1
@@ -43,6 +49,11 @@ def test_batch_mode_tells_whole_batches(tmp_path, strategy):
                                   "search.mode=batch", "search.batch_size=3",
                                   "search.num_children=8"), callbacks=[spy])
     assert spy.sizes == [3, 3, 2]  # the last batch is cut by the budget
+    # every child is started once, before it ends, and a batch starts as a whole
+    assert [e for e in spy.events if e[0] == "start"] == [("start", i) for i in range(8)]
+    for i in range(8):
+        assert spy.events.index(("start", i)) < spy.events.index(("end", i))
+    assert spy.events[:4] == [("start", 0), ("start", 1), ("start", 2), ("end", 0)]
     assert (spy.started, spy.ended) == (1, 1)
     assert [r["index"] for r in result.records] == list(range(8))
     assert result.strategy.num_told == 8

@@ -145,6 +145,86 @@ def test_bar_prints_log_lines_above_it_and_restores_handlers(tmp_path, capsys):
     assert "child 0 (1/2) reward=0.6000" in capsys.readouterr().out
 
 
+def test_live_table_lists_children_in_flight_and_the_best_within_80_columns(tmp_path):
+    from rich.console import Console
+
+    from nas_lightning.genotypes import genotype_to_dict, named_genotypes
+    from nas_lightning.runs import genotype_text
+
+    genotype = genotype_to_dict(named_genotypes()["nasnet_a"])
+    p = SearchProgress(_cfg(tmp_path, "search.progress=plain"), 10, enabled=False)
+    for i in range(7):
+        p.child_start(i, genotype_text(genotype))
+    for i, reward in ((0, 0.61), (1, 0.72), (2, 0.55), (3, 0.70)):
+        p.child_end({**_record(i, reward), "genotype": genotype}, {}, reward)
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(p.table(width=80))
+    lines = console.export_text().splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    rows = [line.split()[:3] for line in lines[1:]]
+    assert rows == [["4", "in", "flight"], ["5", "in", "flight"], ["6", "in", "flight"],
+                    ["1", "best", "#1"], ["3", "best", "#2"], ["0", "best", "#3"]]
+    assert "0.7200" in lines[4] and lines[4].rstrip().endswith("…")  # cut to fit
+    assert "sep_conv" in lines[4]
+
+
+def test_bar_shows_the_live_table_above_it(tmp_path, monkeypatch):
+    from rich.console import Console
+
+    out = io.StringIO()
+    monkeypatch.setattr("rich.console.Console", lambda **kw: Console(
+        file=out, width=80, force_terminal=True, **kw))
+    p = SearchProgress(_cfg(tmp_path, "search.progress=bar", "search.num_children=2"), 2)
+    progress_mod._bannered.add(str(p.cfg.run_dir))  # no banner: the table alone
+    with p:
+        p.child_start(0, "conv3x3")
+        p._bar.refresh()
+        shown = out.getvalue()
+        p.child_end(_record(0, 0.6), {}, 0.6)
+    assert "in flight" in shown and "conv3x3" in shown and "children" in shown
+    frame = shown[shown.rindex("state"):]  # the last frame drawn: the table above the bar
+    assert frame.index("in flight") < frame.index("children")
+
+
+def test_sweep_summary_ranks_the_jobs_and_fits_80_columns(tmp_path):
+    from conftest import table_cfg
+
+    from nas_lightning.cli import SweepSummary
+    from nas_lightning.search.loop import run_search
+    from nas_lightning.search.progress import sweep_summary
+
+    sweep = tmp_path / "sweep"
+    bests = {}
+    for seed in (0, 1, 2):
+        name = f"{seed}_seed-{seed}_and_a_very_long_override_list_that_does_not_fit_the_line"
+        result = run_search(table_cfg(sweep / name, f"seed={seed}", "search.num_children=3"))
+        bests[name] = result.best["reward"]
+    (sweep / "empty").mkdir()  # not a search: left out
+    lines = sweep_summary(sweep)
+    assert lines[0] == "sweep of 3 searches"
+    ranked = sorted(bests, key=lambda n: -bests[n])
+    jobs = lines[2:5]
+    for line, name in zip(jobs, ranked, strict=True):
+        assert line.startswith("  " + name[:20]) and line.rstrip().count("…") == 1
+        assert f"{bests[name]:.4f}" in line and ": done, 3, " in line
+    assert lines[5].startswith(f"best: {ranked[0][:20]}")
+    assert lines[-2].startswith("full genotype: ") and lines[-2].endswith("best.json")
+    assert lines[-1] == f"sweep folder: {sweep}"  # paths are never cut
+    assert all(len(line) <= 80 for line in lines[:-2])
+    assert sweep_summary(tmp_path / "nothing") == [f"sweep {tmp_path / 'nothing'}: no search "
+                                                   "folder in it"]
+    # the Hydra callback prints it (and says why when it cannot)
+    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
+    import contextlib
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        SweepSummary().on_multirun_end(cfg)
+        SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {}}))
+    printed = out.getvalue().splitlines()
+    assert printed[:len(lines)] == lines and printed[-1].startswith("no sweep summary: ")
+
+
 def test_auto_threads_share_free_cores():
     assert auto_num_threads(cores=2, load=0.3) == 2          # idle: all cores
     assert auto_num_threads(cores=2, load=9.0) == 1          # busy machine: one thread

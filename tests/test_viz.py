@@ -14,7 +14,7 @@ from nas_lightning.spaces import MobileSpace, NASNetSpace, NASRLSpace
 from nas_lightning.viz import ARCHITECTURE_PNG, CURVE_PNG, draw_architecture, draw_search
 from nas_lightning.viz import report as report_mod
 from nas_lightning.viz.cells import layout, short_op, state_depths
-from nas_lightning.viz.curves import plot_search_curve, running_best
+from nas_lightning.viz.curves import plot_search_curve, running_best, search_curve_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -86,6 +86,18 @@ def test_reward_curve_with_failures_and_baseline(tmp_path):
     assert_png(plot_search_curve(records[:1], tmp_path / "one.png"))
 
 
+def test_reward_curve_legend_sits_beside_the_points(tmp_path):
+    records = _records()
+    fig = search_curve_figure(records, {r["index"]: 0.02 * r["index"] for r in records})
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1  # it can hide no point
+    assert legend.x1 <= fig.bbox.x1  # and is not cut off
+    assert len(legend_texts := [t.get_text() for t in ax.get_legend().get_texts()]) >= 3
+    assert "best so far" in legend_texts
+
+
 class _ImageLogger:
     def __init__(self):
         self.images = {}
@@ -131,3 +143,57 @@ def test_search_leaves_pictures_in_the_run_folder_and_the_offline_wandb_run(
     assert any(n.startswith("best") for n in names), names
     best = json.loads((run / "best.json").read_text())
     assert best["genotype"]["kind"] == "nasnet"
+
+
+def _labels_on_other_edges(cell, fixed: bool = False) -> int:
+    """How many op labels have a point of another edge inside their box."""
+    from nas_lightning.viz.canvas import curve_point
+    from nas_lightning.viz.cells import label_clearance, plan_cell
+
+    plan = plan_cell(cell)
+    curves = [[curve_point(plan.pos[s], plan.out if d is None else plan.pos[d], rad, t / 40)
+               for t in range(1, 40)] for s, d, _, rad in plan.edges]
+    crossed = 0
+    for k, ((src, dst, _, rad), at) in enumerate(zip(plan.edges, plan.label_at, strict=True)):
+        if at is None:
+            continue
+        if fixed:  # the old rule: alternate two points along the edges
+            at = 0.7 if k % 2 == 0 else 0.45
+        point = curve_point(plan.pos[src], plan.pos[dst], rad, at)
+        others = [q for j, curve in enumerate(curves) if j != k for q in curve]
+        crossed += label_clearance(point, others) < 1
+    return crossed
+
+
+def test_edge_labels_keep_off_the_other_edges():
+    nasnet_a = named_genotypes()["nasnet_a"]
+    for cell in (nasnet_a.normal, nasnet_a.reduction):
+        assert _labels_on_other_edges(cell) <= 1 < _labels_on_other_edges(cell, fixed=True)
+    space, rng = NASNetSpace(), random.Random(0)
+    cells = [c for _ in range(20) for c in
+             (lambda g: (g.normal, g.reduction))(space.decode(space.sample(rng)))]
+    placed = sum(_labels_on_other_edges(c) for c in cells)
+    fixed = sum(_labels_on_other_edges(c, fixed=True) for c in cells)
+    assert placed * 4 <= fixed, (placed, fixed)
+
+
+def test_mobile_chart_names_the_input_size(tmp_path):
+    from nas_lightning.viz.networks import draw_mobile
+
+    genotype = named_genotypes()["mnasnet_a1"]
+    assert_png(draw_architecture(genotype, tmp_path / "a.png", "best", image_size=28))
+    import matplotlib.figure
+
+    titles = []
+    original = matplotlib.figure.Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        titles.append(fig.axes[0].get_title())
+        return original(fig, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(matplotlib.figure.Figure, "savefig", spy)
+        draw_mobile(genotype, tmp_path / "b.png", "best", resolution=28)
+        draw_architecture(genotype, tmp_path / "c.png")
+    assert "28x28 input" in titles[0] and "best" in titles[0]
+    assert "224x224 input" in titles[1]

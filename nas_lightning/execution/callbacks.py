@@ -49,6 +49,9 @@ class SearchCallback:
     def on_search_start(self, run_dir: Any, records: list[dict[str, Any]]) -> None:
         """Before the first child (``records``: children already recorded on resume)."""
 
+    def on_child_start(self, trial: Trial) -> None:
+        """A child handed to the executor to train (also one trained again on resume)."""
+
     def on_children_end(self, children: Sequence[FinishedChild]) -> None:
         """Children recorded together (one in async mode, a batch in batch mode)."""
 

@@ -213,7 +213,7 @@ class Engine:
             callback.on_search_start(self.run_dir, self.records)
         self._tell_ready()
         for trial in self.resubmit:
-            self.executor.submit(trial)
+            self._submit(trial)
         self.resubmit = []
         while True:
             self._ask()
@@ -261,7 +261,12 @@ class Engine:
         if asked or self.repeats.reused != reused:
             self.save_state()  # before training: a crash now loses no proposal
             for trial in asked:
-                self.executor.submit(trial)
+                self._submit(trial)
+
+    def _submit(self, trial: Trial) -> None:
+        self.executor.submit(trial)
+        for callback in self.callbacks:
+            callback.on_child_start(trial)
 
     def _stop_repeating(self) -> bool:
         """Stop asking (and say why, once) when proposing more would only repeat."""

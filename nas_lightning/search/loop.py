@@ -32,6 +32,7 @@ from nas_lightning.execution.runner import make_runner
 from nas_lightning.genotypes.base import Genotype, genotype_to_dict
 from nas_lightning.latency.probe import LatencyProbe
 from nas_lightning.rewards.base import ChildMetrics
+from nas_lightning.runs import genotype_text
 from nas_lightning.search.progress import SearchProgress, end_summary, print_banner
 from nas_lightning.search.runfolder import RunFolder, open_run_folder
 from nas_lightning.search.setup import SearchParts, build_parts, finish_outputs, start_outputs
@@ -205,7 +206,8 @@ def _run_search(cfg: DictConfig, folder: RunFolder, strategy: Strategy | None,
         progress.close()
         try:  # an error on the way out (a full disk) must not hide the one that ended the run
             if rank == 0:  # reward_curve.png, best_architecture.png (+ W&B images)
-                draw_search(run_dir, engine.records, recorder.best, progress.baselines, logger)
+                draw_search(run_dir, engine.records, recorder.best, progress.baselines, logger,
+                            image_size=runner.datamodule.image_size if lightning else None)
             if rank == 0:
                 strategy.finish(run_dir)  # a strategy's own results (NetAdapt)
             summary = _finish(parts, engine.records, recorder, probe,
@@ -243,10 +245,20 @@ class ProgressCallback(SearchCallback):
     def __init__(self, progress: SearchProgress) -> None:
         self.progress = progress
 
+    def on_child_start(self, trial: Trial) -> None:
+        self.progress.child_start(trial.index, _architecture_text(trial.proposed.genotype))
+
     def on_children_end(self, children: Sequence[FinishedChild]) -> None:
         done = max(c.trial.index for c in children) + 1  # a batch has ended as a whole
         for c in children:
             self.progress.child_end(c.record, c.stats, c.best_reward, done=done)
+
+
+def _architecture_text(genotype: Any) -> str:
+    """A proposal's genotype in the compact form of ``runs`` (its JSON form's text)."""
+    if isinstance(genotype, Genotype):
+        return genotype_text(genotype_to_dict(genotype))
+    return genotype_text(genotype)
 
 
 def _controller_digest(strategy: Strategy) -> dict[str, Any]:

@@ -219,6 +219,8 @@ class SearchProgress:
         self._bar = None
         self._task = None
         self._swapped: list[tuple[logging.StreamHandler, Any]] = []
+        self.in_flight: dict[int, tuple[float, str]] = {}  # index -> (submitted, architecture)
+        self.leaders: list[dict[str, Any]] = []  # the best records so far, best first
 
     def eta_seconds(self) -> float | None:
         """Wall time left: the mean wall time per child so far times children left."""
@@ -247,12 +249,22 @@ class SearchProgress:
             TimeElapsedColumn,
         )
 
-        self._bar = Progress(
+        view = self
+        console = Console(soft_wrap=True)  # a long child line stays one line
+
+        class LiveSearch(Progress):
+            """The bar under a table of the children in flight and the best so far."""
+
+            def get_renderables(self) -> Any:
+                yield view.table(width=min(console.width, 80))
+                yield self.make_tasks_table(self.tasks)
+
+        self._bar = LiveSearch(
             SpinnerColumn(), TextColumn("children"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TextColumn("left {task.fields[eta]}"),
             TextColumn("best {task.fields[best]}"),
             refresh_per_second=1, redirect_stdout=True, redirect_stderr=True,
-            console=Console(soft_wrap=True),  # a long child line stays one line
+            console=console,
         )
         self._task = self._bar.add_task("search", total=self.total, completed=self.done,
                                         eta="after child 1", best="-")
@@ -267,6 +279,44 @@ class SearchProgress:
                     self._swapped.append((handler, handler.stream))
                     handler.setStream(proxy)
 
+    def child_start(self, index: int, architecture: str = "") -> None:
+        """A child handed to the executor (the live table lists it until it ends)."""
+        self.in_flight[index] = (time.perf_counter(), architecture)
+
+    def table(self, width: int = 80, top: int = 3) -> Any:
+        """The live table (``rich``): the children in flight, then the best ``top``
+        so far; at most ``width`` columns, the architecture cut to fit."""
+        from rich.table import Table
+
+        table = Table(width=width, box=None, pad_edge=False, header_style="bold",
+                      show_edge=False)
+        table.add_column("child", no_wrap=True, width=7)
+        table.add_column("state", no_wrap=True, width=13)
+        table.add_column("reward", no_wrap=True, justify="right", width=7)
+        table.add_column("val_acc", no_wrap=True, justify="right", width=7)
+        table.add_column("architecture", no_wrap=True, overflow="ellipsis", ratio=1)
+        now = time.perf_counter()
+        for index, (since, arch) in sorted(self.in_flight.items())[:4]:
+            table.add_row(str(index), f"in flight {format_seconds(now - since)}", "-", "-", arch)
+        if len(self.in_flight) > 4:
+            table.add_row("", f"+{len(self.in_flight) - 4} more", "", "", "")
+        for rank, r in enumerate(self.leaders[:top], 1):
+            acc = r.get("val_acc")
+            table.add_row(str(r["index"]), f"best #{rank}", f"{r['reward']:.4f}",
+                          f"{acc:.4f}" if isinstance(acc, int | float) else "-",
+                          r.get("architecture", ""))
+        return table
+
+    def _lead(self, record: dict[str, Any]) -> None:
+        if record.get("status") != "ok" or not isinstance(record.get("reward"), int | float):
+            return
+        from nas_lightning.runs import genotype_text
+
+        row = {"index": record["index"], "reward": float(record["reward"]),
+               "val_acc": record.get("val_acc"),
+               "architecture": genotype_text(record.get("genotype"))}
+        self.leaders = sorted([*self.leaders, row], key=lambda r: (-r["reward"], r["index"]))[:5]
+
     def child_end(self, record: dict[str, Any], stats: dict[str, float],
                   best: float | None = None, done: int | None = None) -> None:
         """One finished child: its line (with time left) and the bar's step.
@@ -277,6 +327,8 @@ class SearchProgress:
         """
         self.done = max(self.done, record["index"] + 1, done or 0)
         self._finished_here += 1
+        self.in_flight.pop(record["index"], None)
+        self._lead(record)
         if isinstance(stats.get("baseline"), int | float):
             self.baselines[record["index"]] = float(stats["baseline"])
         if best is not None:
@@ -347,3 +399,44 @@ def _short_path(path: Path) -> str:
     except ValueError:  # another drive
         return full
     return rel if len(rel) < len(full) else full
+
+
+def sweep_summary(sweep_dir: str | Path, top: int = 5, width: int = 80) -> list[str]:
+    """The lines printed when a sweep (Hydra multirun) ends, each at most ``width`` columns.
+
+    Its jobs ranked by the best reward each found (job folder, status,
+    children, best reward and child), then the best job's best architecture in
+    compact form and where its full genotype is.
+    """
+    from nas_lightning.runs import find_runs, genotype_text, load_run, run_row
+
+    runs = [load_run(p) for p in find_runs([str(sweep_dir)])]
+    if not runs:
+        return [f"sweep {_short_path(Path(sweep_dir))}: no search folder in it"]
+    rows = [(run, run_row(run)) for run in runs]
+
+    def rank(item: tuple[Any, dict[str, Any]]) -> tuple[bool, float, str]:
+        reward = item[1]["best_reward"]
+        return (reward is None, -(reward or 0.0), str(item[0].path))
+
+    rows.sort(key=rank)
+    def cut(name: str, room: int) -> str:
+        return name if len(name) <= room else name[: room - 1] + "…"
+
+    lines = [f"sweep of {len(runs)} searches",
+             f"top {min(top, len(rows))} (job: status, children, best reward, child):"]
+    for run, row in rows[:top]:
+        best = (f"{row['best_reward']:.4f}, child {row['best_child']}"
+                if row["best_reward"] is not None else "-")
+        lines.append(f"  {cut(run.path.name, width - 36)}: {row['status']}, "
+                     f"{row['children']}, {best}")
+    winner, row = rows[0]
+    if row["best_reward"] is not None and winner.best is not None:
+        lines.append(f"best: {cut(winner.path.name, width - 20)}, "
+                     f"child {winner.best.get('index')}:")
+        lines += textwrap.wrap(genotype_text(winner.best.get("genotype")), width - 2,
+                               initial_indent="  ", subsequent_indent="  ",
+                               break_on_hyphens=False) or ["  -"]
+        lines.append(f"full genotype: {_short_path(winner.path / 'best.json')}")
+    lines.append(f"sweep folder: {_short_path(Path(sweep_dir))}")
+    return lines

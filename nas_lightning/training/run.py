@@ -189,7 +189,8 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         save_genotype(genotype, run_dir / "genotype.json")
-        save_architecture(genotype, run_dir / "architecture.png", title=genotype.kind)
+        save_architecture(genotype, run_dir / "architecture.png", title=genotype.kind,
+                          image_size=arch["image_size"])
     log.info("%s %s: %s", "evaluating" if eval_only else "training", genotype.kind, genotype)
 
     t0 = time.perf_counter()

@@ -10,7 +10,7 @@ right and blocks that can run in parallel share a column.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,58 @@ class CellPlan:
     out: tuple[float, float]
     edges: list[tuple[int, int | None, str | None, float]]  # src, dst (None: out), op, bend
     bounds: tuple[float, float, float, float]  # xmin, xmax, ymin, ymax
+    label_at: list[float | None] = field(default_factory=list)  # per edge; None: no label
+
+
+# Where along its edge a label may sit, in order of preference (near the
+# target, where edges into different nodes have fanned out), and the half
+# extent of a label's box and of a node's box in layout units.
+_LABEL_AT = (0.7, 0.45, 0.58, 0.82, 0.33, 0.25)
+_LABEL_HALF = (0.42, 0.16)
+_NODE_HALF = (0.45, 0.35)
+
+
+def label_clearance(point: tuple[float, float], obstacles: list[tuple[float, float]],
+                    half: tuple[float, float] = _LABEL_HALF) -> float:
+    """How far ``point``'s label box keeps from the obstacles, in box sizes:
+    below 1, some obstacle point lies inside the box."""
+    return min((max(abs(point[0] - x) / half[0], abs(point[1] - y) / half[1])
+                for x, y in obstacles), default=float("inf"))
+
+
+def place_labels(pos: dict[int, tuple[float, float]], out: tuple[float, float],
+                 edges: list[tuple[int, int | None, str | None, float]]) -> list[float | None]:
+    """For each labelled edge, the point along it (``at``) whose label box keeps
+    farthest from the other edges, the nodes and the labels placed before it
+    (the first candidate that is clear of all of them, else the clearest)."""
+    def end(dst: int | None) -> tuple[float, float]:
+        return out if dst is None else pos[dst]
+
+    curves = [[curve_point(pos[src], end(dst), rad, t / 40) for t in range(1, 40)]
+              for src, dst, _, rad in edges]
+    nodes = [*pos.values(), out]
+    labels: list[tuple[float, float]] = []
+    ats: list[float | None] = []
+    for k, (src, dst, op, rad) in enumerate(edges):
+        if dst is None or not op:
+            ats.append(None)
+            continue
+        others = [q for j, curve in enumerate(curves) if j != k for q in curve]
+
+        def score(at: float, src: int = src, dst: int = dst, rad: float = rad,
+                  others: list = others) -> float:
+            p = curve_point(pos[src], pos[dst], rad, at)
+            return min(label_clearance(p, others),
+                       label_clearance(p, labels, (2 * _LABEL_HALF[0], 2 * _LABEL_HALF[1])),
+                       label_clearance(p, nodes, (_LABEL_HALF[0] + _NODE_HALF[0],
+                                                  _LABEL_HALF[1] + _NODE_HALF[1])))
+
+        scores = {at: score(at) for at in _LABEL_AT}
+        best = max(scores.values())
+        at = next(a for a in _LABEL_AT if scores[a] >= min(best, 1.0))
+        ats.append(at)
+        labels.append(curve_point(pos[src], pos[dst], rad, at))
+    return ats
 
 
 def plan_cell(cell: Any) -> CellPlan:
@@ -105,7 +157,8 @@ def plan_cell(cell: Any) -> CellPlan:
         end = out if dst is None else pos[dst]
         points += [curve_point(pos[src], end, rad, t / 8) for t in range(1, 8)]
     xs, ys = [p[0] for p in points], [p[1] for p in points]
-    return CellPlan(pos, out, edges, (min(xs) - 0.9, max(xs) + 1.1, min(ys) - 0.6, max(ys) + 0.6))
+    return CellPlan(pos, out, edges, (min(xs) - 0.9, max(xs) + 1.1, min(ys) - 0.6, max(ys) + 0.6),
+                    place_labels(pos, out, edges))
 
 
 def draw_cell(ax: Any, cell: Any, title: str, plan: CellPlan | None = None) -> None:
@@ -127,11 +180,10 @@ def draw_cell(ax: Any, cell: Any, title: str, plan: CellPlan | None = None) -> N
         if dst is None:  # dashed: concatenated as they are, no op
             edge(ax, pos[src], plan.out, artists[src], out, color="0.55", lw=0.7, rad=rad,
                  style="--")
-        else:
-            # The two labels of a block sit at different points along their edges,
-            # so they stay apart where the edges converge.
+        else:  # the label where it keeps clear of the other edges and labels
+            at = plan.label_at[k] if plan.label_at else 0.7
             edge(ax, pos[src], pos[dst], artists[src], artists[dst], short_op(op), rad=rad,
-                 at=0.7 if k % 2 == 0 else 0.45)
+                 at=at if at is not None else 0.7)
 
 
 def draw_nasnet(genotype: Any, path: str | Path, title: str | None = None) -> Path:

@@ -42,7 +42,16 @@ def plot_search_curve(
     title: str | None = None,
 ) -> Path:
     """Save the reward curve of ``records`` (children.jsonl rows) as a PNG."""
-    fig = new_figure(7.0, 4.2)
+    return save(search_curve_figure(records, baselines, title), path)
+
+
+def search_curve_figure(
+    records: Sequence[dict[str, Any]],
+    baselines: Mapping[int, float] | None = None,
+    title: str | None = None,
+) -> Any:
+    """The reward curve's matplotlib Figure (legend beside the axes)."""
+    fig = new_figure(8.4, 4.2)
     ax = fig.add_subplot()
     xs = [r["index"] for r in records]  # the child's number, as everywhere
     ok = [r.get("status") == "ok" and _number(r.get("reward")) is not None for r in records]
@@ -80,7 +89,7 @@ def plot_search_curve(
             f", best reward {top[0]:.4f} (child {top[1]})" if top else "")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    if xs:
-        ax.legend(fontsize=8, loc="best")  # where it hides the fewest points
+    if xs:  # beside the axes, where it can hide no point
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
-    return save(fig, path)
+    return fig

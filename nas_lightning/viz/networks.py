@@ -74,7 +74,11 @@ def _stage_text(stage: Any, genotype: Any) -> str:
 def draw_mobile(
     genotype: Any, path: str | Path, title: str | None = None, resolution: int = 224
 ) -> Path:
-    """A mobile network as a chart: stem, one box per stage, head."""
+    """A mobile network as a chart: stem, one box per stage, head.
+
+    ``resolution`` is the input's side in pixels (the children's images in a
+    search, 224 for ImageNet); the chart's title says which one it used.
+    """
     from matplotlib.patches import FancyBboxPatch
 
     stages = genotype.stages
@@ -115,7 +119,8 @@ def draw_mobile(
     top = height(max([genotype.head_channels] + [s.out_channels for s in stages])) / 2
     ax.set_xlim(-0.2, x + 0.2)
     ax.set_ylim(-top - 0.9, top + 0.5)
-    ax.set_title(title or "mobile network (box height: channels, log scale)", fontsize=9)
+    shapes = f"feature maps for a {resolution}x{resolution} input; box height: channels, log scale"
+    ax.set_title(f"{title}\n{shapes}" if title else f"mobile network ({shapes})", fontsize=9)
     ax.text(0.0, top + 0.2, " ".join(genotype.block_strings()), fontsize=5.5, color="0.3",
             va="bottom", wrap=True)
     fig.tight_layout()

@@ -24,8 +24,13 @@ DRAWERS: dict[str, Callable[..., Path]] = {
 }
 
 
-def draw_architecture(genotype: Any, path: str | Path, title: str | None = None) -> Path | None:
-    """Draw a genotype (object or its JSON dict) by its kind; None for kinds with no drawing."""
+def draw_architecture(genotype: Any, path: str | Path, title: str | None = None,
+                      image_size: int | None = None) -> Path | None:
+    """Draw a genotype (object or its JSON dict) by its kind; None for kinds with no drawing.
+
+    ``image_size``: the input's side in pixels, for drawings that show feature
+    map shapes (mobile networks; default: their own, 224).
+    """
     if isinstance(genotype, dict):
         if genotype.get("kind") not in DRAWERS:
             return None
@@ -33,13 +38,18 @@ def draw_architecture(genotype: Any, path: str | Path, title: str | None = None)
 
         genotype = genotype_from_dict(genotype)
     drawer = DRAWERS.get(genotype.kind) if isinstance(genotype, Genotype) else None
-    return drawer(genotype, path, title=title) if drawer else None
+    if drawer is None:
+        return None
+    if image_size is not None and drawer is draw_mobile:
+        return draw_mobile(genotype, path, title=title, resolution=int(image_size))
+    return drawer(genotype, path, title=title)
 
 
-def save_architecture(genotype: Any, path: str | Path, title: str | None = None) -> Path | None:
+def save_architecture(genotype: Any, path: str | Path, title: str | None = None,
+                      image_size: int | None = None) -> Path | None:
     """:func:`draw_architecture` that warns instead of raising (for run folders)."""
     try:
-        return draw_architecture(genotype, path, title)
+        return draw_architecture(genotype, path, title, image_size)
     except Exception as err:  # noqa: BLE001 - a drawing must not cost the run
         log.warning("could not draw %s: %s: %s", path, type(err).__name__, err)
         return None
@@ -51,8 +61,12 @@ def draw_search(
     best: dict[str, Any] | None,
     baselines: Mapping[int, float] | None = None,
     logger: Any = None,
+    image_size: int | None = None,
 ) -> dict[str, Path]:
     """Write the search's pictures into ``run_dir`` and hand them to ``logger.log_image``.
+
+    ``image_size``: the side of the children's input images, for drawings that
+    show feature map shapes.
 
     A picture that fails is reported as a warning and skipped: a search's
     records and summary matter more than its drawings.
@@ -66,7 +80,7 @@ def draw_search(
     if best is not None and isinstance(best.get("genotype"), dict):
         title = f"best child {best['index']}, reward {best['reward']:.4f}"
         jobs.append(("best_architecture", lambda: draw_architecture(
-            best["genotype"], run_dir / ARCHITECTURE_PNG, title)))
+            best["genotype"], run_dir / ARCHITECTURE_PNG, title, image_size)))
     for name, job in jobs:
         try:
             path = job()

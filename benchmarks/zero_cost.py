@@ -57,8 +57,8 @@ import make_table  # noqa: E402
 from strategy_efficiency import PRESETS, Table, bootstrap_difference, run  # noqa: E402
 
 from nas_lightning.core.ranks import kendall_tau_b, spearman  # noqa: E402
-from nas_lightning.genotypes.base import architecture_key  # noqa: E402
 from nas_lightning.proxies import PROXIES, score  # noqa: E402
+from nas_lightning.strategies.prefilter import Prefilter  # noqa: E402
 
 RESULTS = HERE / "results"
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -67,9 +67,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 # -- scores -----------------------------------------------------------------
 def fixed_batch(size: int = 64) -> Batch:
     """The first ``size`` training images of the tables' datamodule, normalised."""
-    dm = make_table.datamodule()
-    x, y = dm.data["train"][torch.arange(size)]
-    return dm.normalize(x), y
+    return make_table.datamodule().fixed_batch(size)
 
 
 def architectures(name: str) -> tuple[list[dict[str, Any]], Any]:
@@ -188,40 +186,6 @@ def scores_report(results: dict[str, Any]) -> str:
 
 
 # -- the filter ---------------------------------------------------------------
-class Filtered:
-    """A strategy that asks ``k`` proposals per child and keeps the best-scored one.
-
-    The other ``k - 1`` are never told, and they are taken back out of the
-    strategy's record of what it proposed (``Strategy.proposed`` and
-    ``proposed_keys``, which its ``dedup_tries`` rule reads): a rejected
-    proposal was never trained, so it may be proposed (and scored) again
-    later, and the rule keeps meaning "never train an architecture twice".
-    Random search and evolution hold no other state for an untold proposal.
-    Evolution's first ``population_size`` proposals are random, so its first
-    ``population_size / k`` children are each the best-scored of ``k`` random
-    draws, and its population fills with mutations after that. Ties go to
-    the first proposal.
-    """
-
-    def __init__(self, strategy: Any, k: int, score_of: Callable[[tuple[int, ...]], float]):
-        self.strategy, self.k, self.score_of = strategy, k, score_of
-        self.kept: set = set()
-
-    def ask(self) -> Any:
-        proposals = self.strategy.ask(self.k)
-        best = max(proposals, key=lambda p: self.score_of(tuple(p.actions)))
-        self.kept.add(architecture_key(best.genotype, best.actions))
-        for p in proposals:
-            key = architecture_key(p.genotype, p.actions)
-            if key not in self.kept:
-                self.strategy.proposed.discard(tuple(p.actions))
-                self.strategy.proposed_keys.discard(key)
-        return best
-
-    def tell(self, proposal: Any, reward: float) -> dict[str, float]:
-        return self.strategy.tell(proposal, reward)
-
-
 class RecordedTable(Table):
     """A table that remembers the children trained (queried), in order."""
 
@@ -247,7 +211,8 @@ def filtered(factory: Callable, k: int, problem: Table, arch_scores: Sequence[fl
     def score_of(actions: tuple[int, ...]) -> float:
         return arch_scores[problem.rows[actions]["arch"]]
 
-    return lambda space, seed, budget: Filtered(factory(space, seed, budget), k, score_of)
+    return lambda space, seed, budget: Prefilter(
+        factory(space, seed, budget), lambda p: score_of(tuple(p.actions)), k)
 
 
 def filter_table(

@@ -245,6 +245,14 @@ class ImageDataModule(pl.LightningDataModule):
             x = self.augment_batch(x)
         return x, y
 
+    def fixed_batch(self, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``size`` training images, normalised and not augmented: the
+        same batch every call (what zero-cost proxies score a network on)."""
+        if not self.data:
+            self.setup()
+        x, y = self.data["train"][torch.arange(min(size, len(self.data["train"])))]
+        return self.normalize(x), y
+
     # -- batch transforms --------------------------------------------------
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 [0, 255] -> float, standardised per channel."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 
 from nas_lightning.checks import check_search_config
@@ -31,13 +32,15 @@ from nas_lightning.execution.rank_errors import capture_stderr
 from nas_lightning.execution.runner import make_runner
 from nas_lightning.genotypes.base import Genotype, genotype_to_dict
 from nas_lightning.latency.probe import LatencyProbe
+from nas_lightning.proxies import PROXIES, score
 from nas_lightning.rewards.base import ChildMetrics
 from nas_lightning.runs import genotype_text
 from nas_lightning.search.progress import SearchProgress, end_summary, print_banner
 from nas_lightning.search.runfolder import RunFolder, open_run_folder
 from nas_lightning.search.setup import SearchParts, build_parts, finish_outputs, start_outputs
 from nas_lightning.spaces.base import SearchSpace
-from nas_lightning.strategies.base import Strategy
+from nas_lightning.strategies.base import Proposal, Strategy
+from nas_lightning.strategies.prefilter import Prefilter
 from nas_lightning.viz import draw_search
 
 log = logging.getLogger("nas_lightning.search")
@@ -61,6 +64,8 @@ def _record(trial: Trial, result: Result, reward: float | None) -> dict[str, Any
     extra = dict(result.extra)
     if result.status == "ok" and result.timing:
         extra["timing"] = result.timing  # after the reward: it never sees it
+    if "prefilter_score" in trial.proposal.info:  # search.prefilter: the score that chose it
+        extra["prefilter_score"] = trial.proposal.info["prefilter_score"]
     return ChildRecord(
         index=trial.index,
         status=result.status,
@@ -151,6 +156,7 @@ def _run_search(cfg: DictConfig, folder: RunFolder, strategy: Strategy | None,
     lightning = isinstance(runner, LightningEvaluator)  # else a runner of the config's own
     if lightning:
         runner.rank_errors = True
+    strategy = _prefilter(cfg, strategy, runner)
     executor: Executor = build_partial(
         cfg.get("executor") or {"_target_": "nas_lightning.execution.local.LocalExecutor",
                                  "_partial_": True},
@@ -252,6 +258,39 @@ class ProgressCallback(SearchCallback):
         done = max(c.trial.index for c in children) + 1  # a batch has ended as a whole
         for c in children:
             self.progress.child_end(c.record, c.stats, c.best_reward, done=done)
+
+
+def _prefilter(cfg: DictConfig, strategy: Strategy, runner: Any) -> Strategy:
+    """``strategy`` behind a zero-cost filter when ``search.prefilter`` names a proxy."""
+    proxy = cfg.search.get("prefilter")
+    if proxy is None:
+        return strategy
+    if proxy not in PROXIES:
+        raise ConfigError("search.prefilter", f"unknown zero-cost proxy {proxy!r}; known: "
+                          f"{', '.join(sorted(PROXIES))} (or null)")
+    if not isinstance(runner, LightningEvaluator):
+        raise ConfigError("search.prefilter", "scores the networks the Lightning runner builds; "
+                          f"{type(runner).__name__} builds none (set search.prefilter=null)")
+    k = cfg.search.get("prefilter_k", 8)
+    return Prefilter(strategy, zero_cost_scorer(runner, proxy, seed=int(cfg.seed)), k)
+
+
+def zero_cost_scorer(runner: LightningEvaluator, proxy: str, seed: int = 0,
+                     images: int = 64) -> Callable[[Proposal], float]:
+    """``proposal -> score``: ``proxy`` of the proposal's network as the runner builds it,
+    initialised from ``seed`` (the same score for the same proposal, also on resume), on
+    the first ``images`` training images; on the CPU, leaving the search's random streams
+    as they were."""
+    batch = runner.datamodule.fixed_batch(images)
+
+    def score_of(proposal: Proposal) -> float:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = runner.build(proposal.genotype)
+        value = score(proxy, net, batch)
+        return value if math.isfinite(value) else -math.inf  # a degenerate network: last
+
+    return score_of
 
 
 def _architecture_text(genotype: Any) -> str:

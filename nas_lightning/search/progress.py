@@ -28,6 +28,7 @@ from nas_lightning.errors import ConfigError
 log = logging.getLogger("nas_lightning.search")
 
 MODES = ("auto", "bar", "plain")
+BANNER_WIDTH = 80
 _bannered: set[str] = set()  # run folders whose banner was printed by this process
 
 
@@ -128,11 +129,14 @@ def banner_lines(cfg: DictConfig, threads: int | None = None) -> list[str]:
     if executor:
         slots = executor.get("max_concurrent")
         lines.append(f"executor: {_name(cfg, 'executor', choices)}"
-                     + (f", {slots} children at once" if slots else ""))
+                     + (f", {slots} child{'ren' if slots != 1 else ''} at once" if slots else ""))
     if _select(cfg, "latency"):
         lines.append(f"latency: {_name(cfg, 'latency', choices)}")
     logger = _name(cfg, "logger", choices) if _select(cfg, "logger") else "none"
     lines.append(f"logger: {logger}; time left is estimated after the first child")
+    # 80 columns: a long line goes on, indented, below (the run folder's path is never cut)
+    lines = [part for line in lines for part in textwrap.wrap(
+        line, BANNER_WIDTH, subsequent_indent="  ", break_on_hyphens=False)]
     run_dir = resume or _select(cfg, "run_dir")
     if run_dir:
         lines.append(f"run folder: {Path(str(run_dir)).resolve()}")

@@ -76,6 +76,11 @@ class CSVSearchLogger(SearchLogger):
             with open(self.path, newline="") as f:
                 self.columns = next(csv.reader(f), None)
 
+    def _file(self) -> Path:
+        if self.path is None:
+            raise RuntimeError(f"{type(self).__name__}.start() was not called")
+        return self.path
+
     def log_child(self, record: dict[str, Any], stats: dict[str, float],
                   best_reward: float | None = None) -> None:
         row = _flat(record, stats)
@@ -83,15 +88,16 @@ class CSVSearchLogger(SearchLogger):
             self.columns = list(row) + [c for c in (
                 "controller/loss", "controller/entropy", "controller/baseline",
                 "controller/advantage") if c not in row]
-            with open(self.path, "w", newline="") as f:
+            with open(self._file(), "w", newline="") as f:
                 csv.writer(f).writerow(self.columns)
-        with open(self.path, "a", newline="") as f:
+        with open(self._file(), "a", newline="") as f:
             csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(row)
 
     def log_metrics(self, metrics: dict[str, float], step_key: str) -> None:
         """One row of ``<filename stem>_<prefix>.csv`` (``metrics_supernet.csv``)."""
         prefix = step_key.split("/")[0]
-        path = self.path.with_name(f"{self.path.stem}_{prefix}.csv")
+        file = self._file()
+        path = file.with_name(f"{file.stem}_{prefix}.csv")
         new = not path.exists()
         with open(path, "a", newline="") as f:
             writer = csv.DictWriter(f, list(metrics), extrasaction="ignore")
@@ -169,7 +175,7 @@ class WandbSearchLogger(SearchLogger):
         self.tags = list(tags or [])
         self.init_timeout = float(init_timeout)
         self.group = group
-        self.run = None
+        self.run: Any = None  # the wandb Run once started
         self.fallback: CSVSearchLogger | None = None
         self._step_keys: set[str] = set()
 
@@ -291,7 +297,8 @@ class WandbSearchLogger(SearchLogger):
     def _finish(self, run_dir: Path, records: list[dict[str, Any]], best: dict | None) -> None:
         import wandb
 
-        columns = ["index", "reward", "val_acc", "params", "seconds", "status", "genotype"]
+        columns: list[str | int] = ["index", "reward", "val_acc", "params", "seconds", "status",
+                                    "genotype"]
         rows = [
             [r["index"], r.get("reward"), r.get("val_acc"), r.get("params"), r.get("seconds"),
              r.get("status"), json.dumps(r.get("genotype"))]

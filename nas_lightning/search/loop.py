@@ -64,8 +64,9 @@ def _record(trial: Trial, result: Result, reward: float | None) -> dict[str, Any
     extra = dict(result.extra)
     if result.status == "ok" and result.timing:
         extra["timing"] = result.timing  # after the reward: it never sees it
-    if "prefilter_score" in trial.proposal.info:  # search.prefilter: the score that chose it
-        extra["prefilter_score"] = trial.proposal.info["prefilter_score"]
+    info = trial.proposed.info
+    if "prefilter_score" in info:  # search.prefilter: the score that chose it
+        extra["prefilter_score"] = info["prefilter_score"]
     return ChildRecord(
         index=trial.index,
         status=result.status,
@@ -76,7 +77,7 @@ def _record(trial: Trial, result: Result, reward: float | None) -> dict[str, Any
         seconds=round(result.seconds, 3),
         genotype=genotype_to_dict(genotype) if isinstance(genotype, Genotype) else genotype,
         actions=tuple(trial.actions),
-        steps=trial.proposal.info.get("steps"),
+        steps=trial.proposed.info.get("steps"),
         extra=extra,
         error=result.error,
         attempt=trial.attempt,
@@ -152,7 +153,7 @@ def _run_search(cfg: DictConfig, folder: RunFolder, strategy: Strategy | None,
         capture_stderr(run_dir, rank)
     reward_fn = build(cfg.reward, "reward")
     failed_reward = cfg.search.get("failed_reward")
-    runner = make_runner(cfg, prepare=rank == 0)
+    runner: Any = make_runner(cfg, prepare=rank == 0)
     lightning = isinstance(runner, LightningEvaluator)  # else a runner of the config's own
     if lightning:
         runner.rank_errors = True

@@ -220,8 +220,8 @@ class SearchProgress:
         self.baselines: dict[int, float] = {}  # child index -> controller baseline
         self._start = time.perf_counter()
         self._finished_here = 0
-        self._bar = None
-        self._task = None
+        self._bar: Any = None
+        self._task: Any = None
         self._swapped: list[tuple[logging.StreamHandler, Any]] = []
         self.in_flight: dict[int, tuple[float, str]] = {}  # index -> (submitted, architecture)
         self.leaders: list[dict[str, Any]] = []  # the best records so far, best first

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -41,8 +41,9 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
     Paths equal to the run folder's own (a cache kept in it) are left out, so
     a folder that was moved still resumes.
     """
-    data = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(data, dict)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)  # a search config is a mapping with string keys
+    data = cast(dict[str, Any], container)
     if isinstance(data.get("run_dir"), str):
         data = _rebase(data, data["run_dir"], "<run_dir>")
     for key in _NOT_IDENTITY:
@@ -176,6 +177,7 @@ def resume_config(cfg: DictConfig, overrides: list[str] | None = None) -> DictCo
     changes = [o for o, k in zip(overrides, keys, strict=True)
                if k == "search.num_children" or k.startswith("logger.")]
     merged = OmegaConf.merge(saved, OmegaConf.from_dotlist([o.lstrip("+") for o in changes]))
+    assert isinstance(merged, DictConfig)  # a search config merged with overrides
     if "logger" in keys:  # a new logger group: this command's, with its logger.* values
         merged.logger = cfg.get("logger")
     if any(k.startswith("executor") for k in keys):

@@ -132,7 +132,9 @@ class RunFolder:
         if not self.resuming or read_manifest(self.run_dir) is None:  # after: a crash between
             if self.run_id is None:  # the two leaves a folder that resumes unchecked
                 self.run_id = uuid.uuid4().hex
-            write_manifest(self.run_dir, self.run_id, identity(OmegaConf.create(text)))
+            written = OmegaConf.create(text)
+            assert isinstance(written, DictConfig)  # the YAML of a search config
+            write_manifest(self.run_dir, self.run_id, identity(written))
 
     def strategy_state(self) -> dict[str, Any] | None:
         """The saved strategy state if it matches the records, else None (replay).
@@ -155,7 +157,7 @@ class RunFolder:
             raise RunFolderError("resume", f"{path} cannot be read ({first}); {hint}") from None
         if not isinstance(state, dict) or "num_proposed" not in state:
             raise RunFolderError("resume", f"{path} is not a strategy state; {hint}")
-        info = state.pop("run_folder", None) or {}
+        info: dict[str, Any] = state.pop("run_folder", None) or {}
         n = len(self.records)
         if info.get("run_id") and self.run_id and info["run_id"] != self.run_id:
             raise RunFolderError(
@@ -163,7 +165,8 @@ class RunFolder:
                 f"{path} belongs to another search (run {info['run_id'][:8]}, this folder is "
                 f"run {self.run_id[:8]}); {hint}",
             )
-        saved = int(info.get("children", state["num_proposed"]))
+        children: Any = info.get("children", state["num_proposed"])
+        saved = int(children)
         if saved > n:
             log.warning("%s has learned from %d children but %s holds %d: rebuilding the "
                         "strategy from the records", path, saved, CHILDREN, n)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -69,7 +69,9 @@ def start_outputs(parts: SearchParts, folder: RunFolder) -> None:
     """The run's config in its folder, and the logger started (rank 0)."""
     if parts.rank == 0:
         folder.write_config(parts.cfg)
-        parts.logger.start(parts.run_dir, OmegaConf.to_container(parts.cfg, resolve=True))
+        config = OmegaConf.to_container(parts.cfg, resolve=True)
+        assert isinstance(config, dict)  # a search config is a mapping with string keys
+        parts.logger.start(parts.run_dir, cast(dict[str, Any], config))
 
 
 def finish_outputs(parts: SearchParts, recorder: RunRecorder, records: list[dict[str, Any]],

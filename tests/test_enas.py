@@ -262,11 +262,6 @@ class _Killed(Exception):
     pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resumed from epoch 1's checkpoint, the first controller reward of epoch 2 differs "
-    "from an uninterrupted run's (actions and later rewards agree); not yet found why",
-)
 def test_a_killed_search_resumes_from_its_last_checkpoint(tiny_search_cfg, tmp_path, monkeypatch):
     """Killed in epoch 2's controller steps: the resumed run ends as an uninterrupted one."""
     from nas_lightning.core.records import read_children

@@ -54,6 +54,7 @@ from nas_lightning.search.runfolder import RunFolder, open_run_folder
 from nas_lightning.search.setup import build_parts, finish_outputs, start_outputs
 from nas_lightning.spaces.nasnet import NASNetSpace
 from nas_lightning.strategies.base import Strategy
+from nas_lightning.training.module import resume_sampler_epoch
 
 log = logging.getLogger("nas_lightning.enas")
 
@@ -242,6 +243,8 @@ def _run_enas(cfg: DictConfig, folder: RunFolder, strategy: Strategy | None) -> 
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule.seed = int(cfg.seed)
+    if resume_from is not None:  # the resumed epoch's own data order, not epoch 0's
+        resume_sampler_epoch(datamodule, str(resume_from))
     trainer = trainer_factory(
         max_epochs=epochs,
         callbacks=[EpochCheckpoint(checkpoint)],

@@ -391,7 +391,7 @@ class RayExecutor(Executor):
     ) -> None:
         _check_arguments(address, cpus_per_child, gpus_per_child, max_concurrent, max_retries,
                          connect_timeout_s)
-        trainer = {}  # a simulated runner (runner=...) ignores the Trainer config
+        trainer: Any = {}  # a simulated runner (runner=...) ignores the Trainer config
         if cfg is not None and cfg.get("runner") is None:
             trainer = cfg.get("trainer") or {}
         world = child_processes(trainer, gpus_per_child)

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, cast, overload
 
 from nas_lightning.errors import ConfigError
 from nas_lightning.genotypes.base import architecture_key
@@ -150,13 +150,16 @@ class Strategy(ABC):
         rewards: Value | Sequence[Value],
     ) -> dict[str, float]:
         """Learn from rewards (None: an invalid architecture); returns statistics to log."""
+        values: Sequence[Value | Sequence[Value]]
         if isinstance(proposals, Proposal):
-            proposals, rewards = [proposals], [rewards]
-        proposals, rewards = list(proposals), [self._check_value(r) for r in rewards]
-        if len(proposals) != len(rewards):
-            raise ValueError(f"{len(proposals)} proposals but {len(rewards)} rewards")
-        self.num_told += len(proposals)
-        return self._learn(proposals, rewards)
+            proposals, values = [proposals], [rewards]
+        else:  # a batch comes with one value per proposal (a scalar fails to iterate below)
+            values = cast("Sequence[Value]", rewards)
+        batch, checked = list(proposals), [self._check_value(r) for r in values]
+        if len(batch) != len(checked):
+            raise ValueError(f"{len(batch)} proposals but {len(checked)} rewards")
+        self.num_told += len(batch)
+        return self._learn(batch, checked)
 
     @property
     def finished(self) -> bool:
@@ -217,7 +220,8 @@ class Strategy(ABC):
     def _propose(self, n: int) -> list[Proposal]:
         """Return ``n`` new proposals."""
 
-    def _learn(self, proposals: list[Proposal], rewards: list[float]) -> dict[str, float]:
+    def _learn(self, proposals: list[Proposal], rewards: list[float | None]) -> dict[str, float]:
+        """Learn from rewards checked by ``_check_value`` (None: an invalid architecture)."""
         return {}
 
     def state_dict(self) -> dict[str, Any]:

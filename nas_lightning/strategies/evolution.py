@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 from nas_lightning.errors import ConfigError
 from nas_lightning.spaces.base import Actions, SearchSpace
@@ -55,6 +55,14 @@ def budget_population(budget: int | None, low: int, high: int) -> int:
             "budget", f"must be an integer >= 1 when population_size is null, got {budget!r}"
         )
     return min(high, max(low, budget // 5))
+
+
+@overload
+def _copy(member: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@overload
+def _copy(member: None) -> None: ...
 
 
 def _copy(member: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -34,7 +34,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from nas_lightning.errors import ConfigError, GenotypeError
 from nas_lightning.genotypes.base import genotype_from_dict, genotype_to_dict, load_genotype
@@ -227,9 +227,10 @@ class NetAdapt(Strategy):
         if not self._finished and self.needs_verify:
             self.needs_verify = False
             if self._verify():
+                current = self._current()
                 self._finish(
                     f"target reached: {self.history[-1]['verified_ms']:.3f} ms measured "
-                    f"(table {self.current['latency_ms']:.3f} ms) <= {self.target:.3f} ms"
+                    f"(table {current['latency_ms']:.3f} ms) <= {self.target:.3f} ms"
                 )
             else:
                 self.iteration += 1
@@ -284,7 +285,11 @@ class NetAdapt(Strategy):
                 self.scale,
             )
         start_ms = table_ms * self.scale
-        self.target = self.target_ms if self.target_ms is not None else self.target_ratio * start_ms
+        if self.target_ms is not None:
+            self.target = self.target_ms
+        else:
+            assert self.target_ratio is not None, "_check_steps requires one of the two"
+            self.target = self.target_ratio * start_ms
         self.step = self.step_ms if self.step_ms is not None else self.step_ratio * start_ms
         self.pending = [
             {
@@ -301,7 +306,7 @@ class NetAdapt(Strategy):
 
     def _smallest(self, unit: list[int], kind: str, seen: set) -> dict[str, Any] | None:
         """The smallest reduction of ``kind`` of ``unit`` that cuts at least δ, if any."""
-        current = self.current
+        current = self._current()
         for genotype, change in reductions(current["genotype"], unit, kind):
             if genotype in seen:
                 return None  # the same network as another proposal (or the current one)
@@ -325,6 +330,11 @@ class NetAdapt(Strategy):
         self._finished, self.reason = True, reason
         self.pending = []
         log.info("netadapt finished: %s", reason)
+
+    def _current(self) -> dict[str, Any]:
+        """The current network, set once the start network's reward is told."""
+        assert self.current is not None, "NetAdapt has no current network before the start"
+        return self.current
 
     # -- ask / tell -------------------------------------------------------------
     def _propose(self, n: int) -> list[Proposal]:
@@ -350,7 +360,7 @@ class NetAdapt(Strategy):
             )
         return proposals
 
-    def _learn(self, proposals: list[Proposal], rewards: list[float]) -> dict[str, float]:
+    def _learn(self, proposals: list[Proposal], rewards: list[float | None]) -> dict[str, float]:
         stats: dict[str, float] = dict.fromkeys(self.STAT_KEYS, math.nan)
         for p, r in zip(proposals, rewards, strict=True):
             slot = p.info.get("netadapt", {}).get("slot")
@@ -371,9 +381,10 @@ class NetAdapt(Strategy):
             self._decide()
             if len(self.history) > decisions:
                 stats["netadapt/decided"] = 1.0
-                if self.history[-1]["chosen"] is not None:
-                    stats["netadapt/chosen_latency_ms"] = self.current["latency_ms"]
-                    stats["netadapt/chosen_reward"] = _num(self.current["reward"])
+                if self.history[-1]["chosen"] is not None:  # then the chosen one is current
+                    current = self._current()
+                    stats["netadapt/chosen_latency_ms"] = current["latency_ms"]
+                    stats["netadapt/chosen_reward"] = _num(current["reward"])
         return stats
 
     def _decide(self) -> None:
@@ -428,6 +439,7 @@ class NetAdapt(Strategy):
             base["reward"],
             chosen["reward"],
         )
+        assert self.step is not None, "_start sets δ before the start network is told"
         self.step *= self.step_decay
         self._next_iteration()
 
@@ -437,7 +449,7 @@ class NetAdapt(Strategy):
         ratios = []
         for _ in range(self.verify_rounds):  # alternating, so both see the same load
             start = figure(self.latency.measure_network(self.start, 2, 5))
-            current = figure(self.latency.measure_network(self.current["genotype"], 2, 5))
+            current = figure(self.latency.measure_network(self._current()["genotype"], 2, 5))
             ratios.append(current / start)
         ratio = statistics.median(ratios)
         measured = ratio * self.history[0]["latency_ms"]
@@ -451,12 +463,13 @@ class NetAdapt(Strategy):
         return measured <= self.target
 
     def _next_iteration(self) -> None:
-        if self.current["latency_ms"] <= self.target and self.verify_rounds:
+        current = self._current()
+        if current["latency_ms"] <= self.target and self.verify_rounds:
             self.needs_verify = True  # timed outside the child's training (in _advance)
             return
-        if self.current["latency_ms"] <= self.target:
+        if current["latency_ms"] <= self.target:
             self._finish(
-                f"target reached: {self.current['latency_ms']:.3f} ms <= {self.target:.3f} ms"
+                f"target reached: {current['latency_ms']:.3f} ms <= {self.target:.3f} ms"
             )
             return
         self.iteration += 1
@@ -584,6 +597,14 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@overload
+def _entry_out(entry: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@overload
+def _entry_out(entry: None) -> None: ...
+
+
 def _entry_out(entry: dict[str, Any] | None) -> dict[str, Any] | None:
     """An entry as plain data (loadable with ``torch.load(weights_only=True)``)."""
     if entry is None:
@@ -592,6 +613,14 @@ def _entry_out(entry: dict[str, Any] | None) -> dict[str, Any] | None:
     if "stages" in out:
         out["stages"] = list(out["stages"])
     return out
+
+
+@overload
+def _entry_in(entry: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@overload
+def _entry_in(entry: None) -> None: ...
 
 
 def _entry_in(entry: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, cast
 
 from nas_lightning.errors import ConfigError
 from nas_lightning.spaces.base import SearchSpace
@@ -47,7 +47,7 @@ from nas_lightning.strategies.evolution import budget_population
 try:
     import optuna
 except ImportError:  # pragma: no cover - optuna is a dependency
-    optuna = None
+    optuna = None  # type: ignore[assignment]  # optional import; __init__ reports it
 
 # Directions of the objectives a search knows; others need ``directions``.
 KNOWN_DIRECTIONS = {
@@ -58,6 +58,7 @@ KNOWN_DIRECTIONS = {
     "macs": "minimize",
 }
 _SEED_STRIDE = 1_000_003  # sampler seed = seed * stride + trial number
+Direction = Literal["maximize", "minimize"]
 
 
 class OptunaStrategy(Strategy):
@@ -102,7 +103,8 @@ class OptunaStrategy(Strategy):
                 f"need one of maximize/minimize per objective {list(objectives)}, "
                 f"got {list(directions)}",
             )
-        self.objectives, self.directions = objectives, directions
+        self.objectives = objectives
+        self.directions = cast("tuple[Direction, ...]", directions)  # checked just above
         self.trials: list[dict[str, Any]] = []  # every asked trial, as plain data
         self.study = self._new_study()
 
@@ -230,7 +232,7 @@ class OptunaStrategy(Strategy):
             None: optuna.trial.TrialState.RUNNING,  # asked, not told when saved
         }
         for t in self.trials:
-            distributions = {
+            distributions: dict[str, optuna.distributions.BaseDistribution] = {
                 d.name: optuna.distributions.CategoricalDistribution(list(range(d.size)))
                 for d in self.space.decisions
                 if d.name in t["params"]

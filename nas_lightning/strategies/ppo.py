@@ -95,10 +95,10 @@ class PPO(PolicyGradientStrategy):
         self.pending = 0  # told children since the last update (replay on)
 
     def _learn(self, proposals: list[Proposal], rewards: list[float | None]) -> dict[str, float]:
-        proposals, rewards = self._valid(proposals, rewards)
+        valid, values = self._valid(proposals, rewards)
         if self.replay:
-            return self._learn_replay(proposals, rewards)
-        for p, r in zip(proposals, rewards, strict=True):
+            return self._learn_replay(valid, values)
+        for p, r in zip(valid, values, strict=True):
             if not p.actions:  # outside the action grid: nothing to score
                 continue
             steps = int(p.info.get("steps", len(p.actions)))

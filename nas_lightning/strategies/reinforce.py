@@ -191,11 +191,11 @@ class PolicyGradientStrategy(Strategy):
         self, proposals: list[Proposal], rewards: list[float | None]
     ) -> tuple[list[Proposal], list[float]]:
         """Drop invalid proposals (reward None), or give them ``invalid_reward``."""
-        kept = [
+        given = [
             (p, self.invalid_reward if r is None else r)
             for p, r in zip(proposals, rewards, strict=True)
         ]
-        kept = [(p, r) for p, r in kept if r is not None]
+        kept = [(p, r) for p, r in given if r is not None]
         return [p for p, _ in kept], [r for _, r in kept]
 
     def _rescore(self, batch: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -268,6 +268,7 @@ class PolicyGradientStrategy(Strategy):
             threshold = float(torch.quantile(rewards, 1.0 - self.top_fraction))
             keep = rewards >= threshold
         else:
+            assert self.baseline is not None, "_advantages sets it before every replay step"
             threshold = float(self.baseline)
             keep = torch.ones_like(rewards, dtype=torch.bool)
         adv = rewards - threshold
@@ -279,6 +280,7 @@ class PolicyGradientStrategy(Strategy):
             weight = ratio.detach().clamp(max=self.importance_clip)
             terms = weight * adv * log_prob
         else:
+            assert anchor is not None, "the clipped surrogate needs the anchor policy"
             weight = torch.exp(anchor - old).clamp(max=self.importance_clip)
             ratio = torch.exp(log_prob - anchor)
             clipped = torch.clamp(ratio, 1 - ratio_clip, 1 + ratio_clip)
@@ -313,9 +315,8 @@ class PolicyGradientStrategy(Strategy):
         if bad:  # one NaN would poison the baseline and every later gradient
             raise ValueError(f"rewards must be finite, got {bad}; tell a failed child a number")
         first = self.baseline is None
-        if first:
-            self.baseline = sum(rewards) / len(rewards)
-        baseline = self.baseline
+        baseline = sum(rewards) / len(rewards) if self.baseline is None else self.baseline
+        self.baseline = baseline
         adv = torch.tensor([r - baseline for r in rewards])
         d = self.baseline_decay
         for i, r in enumerate(rewards):
@@ -384,18 +385,18 @@ class Reinforce(PolicyGradientStrategy):
         self.steps = steps
 
     def _learn(self, proposals: list[Proposal], rewards: list[float | None]) -> dict[str, float]:
-        proposals, rewards = self._valid(proposals, rewards)
-        if not proposals:
+        valid, values = self._valid(proposals, rewards)
+        if not valid:
             return {}
-        adv, baseline = self._advantages(rewards)
+        adv, baseline = self._advantages(values)
         if self.replay:
-            self._add_to_replay(proposals, rewards)
+            self._add_to_replay(valid, values)
             for _ in range(self.steps):
                 loss, stats = self._replay_loss()
                 self._step(loss)
             return {"loss": float(loss.detach()), "baseline": baseline,
                     "advantage": float(adv.mean()), **stats}
-        out = self._score(proposals)
+        out = self._score(valid)
         loss = -(adv * out.log_prob).mean() - self.entropy_weight * out.entropy.mean()
         self._step(loss)
         return {

@@ -59,19 +59,24 @@ class StrategySequence(Strategy):
 
     @property
     def active(self) -> Strategy:
-        return self.first if self.phase == 0 else self.then
+        return self.first if self.phase == 0 else self._then()
+
+    def _then(self) -> Strategy:
+        """The second phase's strategy, which ``_switch`` makes when it starts phase 1."""
+        assert self.then is not None, "the second phase has not started"
+        return self.then
 
     @property
     def finished(self) -> bool:
         """The second phase's ``finished`` (the first phase never finishes the search)."""
         self._advance()
-        return self.phase == 1 and self.then.finished
+        return self.phase == 1 and self._then().finished
 
     def can_ask(self, in_flight: int) -> bool:
         """The switch takes the first phase's best: every first-phase child must be told."""
         if self.phase == 0:
             return self.asked_first < self.first_children or in_flight == 0
-        return self.then.can_ask(in_flight)
+        return self._then().can_ask(in_flight)
 
     def _advance(self) -> None:
         if self.phase == 0 and self.asked_first >= self.first_children:
@@ -105,7 +110,7 @@ class StrategySequence(Strategy):
             p.info["phase"] = self.phase
         return proposals
 
-    def _learn(self, proposals: list[Proposal], rewards: list[float]) -> dict[str, float]:
+    def _learn(self, proposals: list[Proposal], rewards: list[float | None]) -> dict[str, float]:
         stats: dict[str, float] = {}
         for phase in (0, 1):
             batch = [
@@ -115,7 +120,7 @@ class StrategySequence(Strategy):
             ]
             if not batch:
                 continue
-            strategy = self.first if phase == 0 else self.then
+            strategy = self.first if phase == 0 else self._then()  # phase 1: proposed by then
             stats.update(strategy.tell([p for p, _ in batch], [r for _, r in batch]))
             if phase == 0:
                 for p, r in batch:
@@ -157,7 +162,7 @@ class StrategySequence(Strategy):
         self.phase, self.then = 0, None
         if state["phase"] == 1:
             self._switch()
-            self.then.load_state_dict(state["then"])
+            self._then().load_state_dict(state["then"])
 
 
 def _name(factory: Any) -> str:

@@ -114,6 +114,29 @@ def read_checkpoint_epoch(path: str | Path) -> int:
         return int(ckpt.get("epoch", 0)) if isinstance(ckpt, dict) else 0
 
 
+def resume_sampler_epoch(datamodule: Any, ckpt_path: str) -> None:
+    """Give the first resumed epoch its own data order.
+
+    Lightning 2.6 creates the first training iterator of a resumed fit before
+    it sets the sampler's epoch (and before it restores its epoch counter), so
+    that epoch would replay epoch 0's order (Lightning-AI/pytorch-lightning#21938).
+    The first loader requested gets the checkpoint's epoch here instead.
+    """
+    epoch = read_checkpoint_epoch(ckpt_path)
+    make_loader = datamodule.train_dataloader
+    first = [True]
+
+    def train_dataloader():
+        loader = make_loader()
+        set_epoch = getattr(getattr(loader, "sampler", None), "set_epoch", None)
+        if first[0] and callable(set_epoch):
+            set_epoch(epoch)
+        first[0] = False
+        return loader
+
+    datamodule.train_dataloader = train_dataloader
+
+
 def read_checkpoint_architecture(path: str | Path) -> dict[str, Any]:
     """The architecture stored in a ``train.py`` checkpoint, read with ``weights_only=True``.
 

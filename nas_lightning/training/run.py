@@ -41,7 +41,7 @@ from nas_lightning.training.loggers import log_final
 from nas_lightning.training.module import (
     TrainModule,
     read_checkpoint_architecture,
-    read_checkpoint_epoch,
+    resume_sampler_epoch,
 )
 from nas_lightning.utils import global_rank, quiet_lightning
 from nas_lightning.viz import save_architecture
@@ -196,7 +196,7 @@ def run_train(cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[
     t0 = time.perf_counter()
     if not eval_only:
         if ckpt_path:
-            _resume_sampler_epoch(datamodule, ckpt_path)
+            resume_sampler_epoch(datamodule, ckpt_path)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     fit_seconds = time.perf_counter() - t0 if not eval_only else 0.0
     # Read before testing: loading a checkpoint restores the callback's older state.
@@ -371,29 +371,6 @@ def _time_budget(recipe: DictConfig) -> TimeBudget | None:
         warmup_steps=int(recipe.warmup_steps),
         cosine=str(recipe.scheduler) == "cosine",
     )
-
-
-def _resume_sampler_epoch(datamodule: Any, ckpt_path: str) -> None:
-    """Give the first resumed epoch its own data order.
-
-    Lightning 2.6 creates the first training iterator of a resumed fit before
-    it sets the sampler's epoch (and before it restores its epoch counter), so
-    that epoch would replay epoch 0's order (Lightning-AI/pytorch-lightning#21938).
-    The first loader requested gets the checkpoint's epoch here instead.
-    """
-    epoch = read_checkpoint_epoch(ckpt_path)
-    make_loader = datamodule.train_dataloader
-    first = [True]
-
-    def train_dataloader():
-        loader = make_loader()
-        set_epoch = getattr(getattr(loader, "sampler", None), "set_epoch", None)
-        if first[0] and callable(set_epoch):
-            set_epoch(epoch)
-        first[0] = False
-        return loader
-
-    datamodule.train_dataloader = train_dataloader
 
 
 def _measure_and_export(cfg, net, datamodule, input_shape, run_dir, summary) -> None:

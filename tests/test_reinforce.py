@@ -173,3 +173,25 @@ def test_entropy_schedule_falls_to_zero_at_the_budget():
         s.tell(s.ask(), 1.0)
     assert weights == pytest.approx([0.1, 0.075, 0.05, 0.025])
     assert s.current_entropy_weight == 0.0
+
+
+@pytest.mark.parametrize("name", ["Reinforce", "PPO"])
+def test_the_linear_entropy_schedule_holds_without_replay(name):
+    """Told its whole budget, the entropy bonus is 0: a zero-advantage tell moves nothing."""
+    from nas_lightning.spaces import ListSpace
+    from nas_lightning.strategies.ppo import PPO
+    from nas_lightning.strategies.reinforce import Reinforce
+
+    cls, extra = {"Reinforce": (Reinforce, {}),
+                  "PPO": (PPO, {"batch_size": 1, "epochs": 1})}[name]
+    space = ListSpace([(f"d{i}", ["a", "b", "c"]) for i in range(3)])
+    moved = {}
+    for schedule in ("constant", "linear"):
+        s = cls(space, entropy_weight=1.0, entropy_schedule=schedule, budget=1, lr=0.1,
+                seed=0, **extra)
+        before = [p.detach().clone() for p in s.controller.parameters()]
+        stats = s.tell(s.ask(), 0.5)  # the first reward is its own baseline: advantage 0
+        assert stats["advantage"] == 0.0
+        moved[schedule] = sum(float((a - b.detach()).abs().sum())
+                              for a, b in zip(before, s.controller.parameters(), strict=True))
+    assert moved["constant"] > 0 and moved["linear"] == 0.0

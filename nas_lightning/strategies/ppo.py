@@ -148,7 +148,7 @@ class PPO(PolicyGradientStrategy):
             ratio = torch.exp(log_prob - old)
             clipped = torch.clamp(ratio, 1 - self.clip, 1 + self.clip)
             surrogate = torch.minimum(ratio * adv, clipped * adv)
-            loss = -surrogate.mean() - self.entropy_weight * entropy.mean()
+            loss = -surrogate.mean() - self.current_entropy_weight * entropy.mean()
             self._step(loss)
         self.num_updates += 1
         with torch.no_grad():

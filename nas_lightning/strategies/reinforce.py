@@ -397,7 +397,7 @@ class Reinforce(PolicyGradientStrategy):
             return {"loss": float(loss.detach()), "baseline": baseline,
                     "advantage": float(adv.mean()), **stats}
         out = self._score(valid)
-        loss = -(adv * out.log_prob).mean() - self.entropy_weight * out.entropy.mean()
+        loss = -(adv * out.log_prob).mean() - self.current_entropy_weight * out.entropy.mean()
         self._step(loss)
         return {
             "loss": float(loss.detach()),

@@ -173,3 +173,28 @@ def test_resumed_dedup_knows_the_architectures_not_only_the_actions():
     resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
     assert resumed.proposed_keys == first.proposed_keys
     assert len(resumed.proposed_keys) == 30
+
+
+@pytest.mark.parametrize("name", ["reinforce", "ppo"])
+def test_a_converged_controller_explores_the_nearest_unproposed_architectures(name):
+    """Rewarded for one network only, the controller soon draws nothing else; it then
+    proposes the nearest architectures not yet proposed, never a repeat while any is left."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        space = ListSpace([(f"d{i}", ["a", "b", "c"]) for i in range(3)])  # 27 networks
+        s = make_strategy(name, space, budget=27, seed=0, overrides=["strategy.lr=0.05"])
+        proposed, explored = [], []
+        for _ in range(27):
+            p = s.ask()
+            proposed.append(tuple(p.actions))
+            if p.info.get("explored"):
+                explored.append(tuple(p.actions))
+            s.tell(p, 1.0 if sum(p.actions) == 0 else 0.1)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(set(proposed)) == 27  # the whole space, once each
+    assert explored  # the controller's own draws had converged
+    assert sum(v != 0 for v in explored[0]) <= 2  # explored near the rewarded network
+    last = s.ask()  # the space is exhausted: a repeat, not an exploration
+    assert tuple(last.actions) in proposed and not last.info.get("explored")

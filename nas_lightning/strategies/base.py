@@ -113,6 +113,28 @@ class Strategy(ABC):
             actions = self.space.sample(self.rng)
         return actions
 
+    def _nearest_unproposed(self, actions: Sequence[int], limit: int = 100_000) -> Actions | None:
+        """An architecture not proposed yet, as few single-decision changes away from
+        ``actions`` as there is one (active decisions only; a uniform draw among those
+        nearest); None when none is found within ``limit`` architectures looked at."""
+        k, sizes = self.space.num_active, self.space.sizes
+        start = tuple(actions)
+        seen, frontier = {start}, [start]
+        while frontier and len(seen) < limit:
+            ring = []
+            for node in frontier:
+                for i in range(k):
+                    for v in range(sizes[i]):
+                        a = node[:i] + (v,) + node[i + 1:]
+                        if a not in seen:
+                            seen.add(a)
+                            ring.append(a)
+            fresh = [a for a in ring if not self._is_repeat(a)]
+            if fresh:
+                return self.rng.choice(fresh)
+            frontier = ring
+        return None
+
     def _remember(self, proposal: Proposal) -> Proposal:
         """Note a proposal as made (when the rule is on), so later draws avoid it."""
         if self.dedup_tries > 0:

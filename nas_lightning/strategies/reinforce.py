@@ -165,15 +165,29 @@ class PolicyGradientStrategy(Strategy):
 
         The proposal keeps the controller's own log-probability; the replay's
         importance weights treat the redraw as a slightly different behaviour
-        policy, as they treat any child proposed by an older policy.
+        policy, as they treat any child proposed by an older policy. When every
+        draw was proposed before (the controller has converged), it explores:
+        the architecture not proposed yet that is nearest the first draw (fewest
+        decisions changed, uniform among the nearest; ``info["explored"]``), with
+        the controller's log-probability of it. A repeat is proposed only when
+        the space has none left.
         """
         with torch.no_grad():
             out = self.controller(n=1 + self.dedup_tries, generator=self.generator, steps=steps)
-        pick = 0
+        pick = None
         for i in range(out.actions.shape[0]):
             if not self._is_repeat(out.actions[i].tolist() + pad):
                 pick = i
                 break
+        if pick is None:
+            neighbour = self._nearest_unproposed(out.actions[0].tolist() + pad)
+            if neighbour is not None:
+                with torch.no_grad():
+                    scored = self.controller(actions=torch.tensor([list(neighbour[:steps])]))
+                proposal = self._make(neighbour, float(scored.log_prob[0]))
+                proposal.info.update(steps=steps, explored=True)
+                return self._remember(proposal)
+            pick = 0
         proposal = self._make(out.actions[pick].tolist() + pad, float(out.log_prob[pick]))
         proposal.info["steps"] = steps
         return self._remember(proposal)

@@ -181,9 +181,8 @@ def _run_search(cfg: DictConfig, folder: RunFolder, strategy: Strategy | None,
     ]
     if rank == 0:
         callbacks.append(ProgressCallback(progress))
-    digest = DigestCallback(strategy) if cfg.search.get("rank_digest") else None
-    if digest is not None:
-        callbacks.append(digest)
+    if cfg.search.get("rank_digest"):
+        callbacks.append(DigestCallback(strategy, run_dir / "rank_digest" / f"rank{rank}.json"))
     engine = Engine(
         cfg, strategy, space, executor, recorder,
         reward_fn=lambda result: _reward(reward_fn, result),
@@ -215,16 +214,12 @@ def _run_search(cfg: DictConfig, folder: RunFolder, strategy: Strategy | None,
             if rank == 0:  # reward_curve.png, best_architecture.png (+ W&B images)
                 draw_search(run_dir, engine.records, recorder.best, progress.baselines, logger,
                             image_size=runner.datamodule.image_size if lightning else None)
-            if rank == 0:
-                strategy.finish(run_dir)  # a strategy's own results (NetAdapt)
+                for name, data in strategy.outputs().items():  # its own results (NetAdapt)
+                    recorder.write_json(name, data)
             summary = _finish(parts, engine.records, recorder, probe,
                               folder.status(completed), engine.repeats.reused, engine.stopped)
-            for callback in engine.callbacks:
+            for callback in engine.callbacks:  # the rank digest writes its file here
                 callback.on_search_end(engine.records)
-            if digest is not None:
-                digest_dir = run_dir / "rank_digest"
-                digest_dir.mkdir(parents=True, exist_ok=True)
-                (digest_dir / f"rank{rank}.json").write_text(json.dumps(digest.rows))
         except Exception as err:
             if completed:
                 raise
@@ -234,16 +229,22 @@ def _run_search(cfg: DictConfig, folder: RunFolder, strategy: Strategy | None,
 
 
 class DigestCallback(SearchCallback):
-    """Per-rank digest of each child and the controller after its update (DDP checks)."""
+    """Per-rank digest of each child and the controller after its update (DDP checks),
+    written to ``path`` when the search ends."""
 
-    def __init__(self, strategy: Strategy) -> None:
+    def __init__(self, strategy: Strategy, path: Path) -> None:
         self.strategy = strategy
+        self.path = path
         self.rows: list[dict[str, Any]] = []
 
     def on_children_end(self, children: Sequence[FinishedChild]) -> None:
         for c in children:
             self.rows.append({"index": c.trial.index, "actions": list(c.trial.actions),
                               "reward": c.reward, **_controller_digest(self.strategy)})
+
+    def on_search_end(self, records: list[dict[str, Any]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.rows))
 
 
 class ProgressCallback(SearchCallback):

@@ -12,7 +12,6 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, cast, overload
 
 from nas_lightning.errors import ConfigError
@@ -201,9 +200,11 @@ class Strategy(ABC):
         """The strategy's own results, for the run folder (empty by default)."""
         return {}
 
-    def finish(self, run_dir: str | Path) -> None:
-        """Write the strategy's own results into the run folder at the end (none by default)."""
-        return None
+    def outputs(self) -> dict[str, Any]:
+        """The strategy's own result files for the run folder, written by the search
+        at the end: file name -> JSON-able data (none by default). A strategy writes
+        no file itself."""
+        return {}
 
     def objective_values(self, reward: float, metrics: Any = None) -> Value:
         """What the search loop tells for a trained child.

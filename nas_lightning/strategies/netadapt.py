@@ -33,7 +33,6 @@ import logging
 import math
 import statistics
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, overload
 
 from nas_lightning.errors import ConfigError, GenotypeError
@@ -208,8 +207,8 @@ class NetAdapt(Strategy):
     # -- progress ---------------------------------------------------------------
     @property
     def finished(self) -> bool:
-        """Whether NetAdapt is done; prepares the next iteration's proposals if due."""
-        self._advance()
+        """Whether NetAdapt is done. Reading it changes nothing: an iteration is
+        decided, verified and the next one prepared when its last reward is told."""
         return self._finished
 
     def can_ask(self, in_flight: int) -> bool:
@@ -385,6 +384,7 @@ class NetAdapt(Strategy):
                     current = self._current()
                     stats["netadapt/chosen_latency_ms"] = current["latency_ms"]
                     stats["netadapt/chosen_reward"] = _num(current["reward"])
+            self._advance()  # verify, then the next iteration's proposals (or the end)
         return stats
 
     def _decide(self) -> None:
@@ -516,17 +516,16 @@ class NetAdapt(Strategy):
             "final": genotype_to_dict(self.current["genotype"]) if self.current else None,
         }
 
-    def finish(self, run_dir: str | Path) -> None:
-        """Write ``netadapt.json``, the final genotype and the table into the run folder."""
-        run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "netadapt.json").write_text(json.dumps(self.report(), indent=1) + "\n")
+    def outputs(self) -> dict[str, Any]:
+        """``netadapt.json`` (the report), ``netadapt_final.json`` (the final genotype)
+        and ``netadapt_latency_table.json`` (the table it measured, when it built one)."""
+        files: dict[str, Any] = {"netadapt.json": self.report()}
         if self.current is not None:
-            final = genotype_to_dict(self.current["genotype"])
-            (run_dir / "netadapt_final.json").write_text(json.dumps(final, indent=1) + "\n")
+            files["netadapt_final.json"] = genotype_to_dict(self.current["genotype"])
         table = getattr(self.latency, "table", None)
         if isinstance(table, LatencyTable) and not table.readonly and len(table):
-            table.save(run_dir / "netadapt_latency_table.json")
+            files["netadapt_latency_table.json"] = table.to_dict()
+        return files
 
     # -- state ------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -100,8 +100,8 @@ class Prefilter(Strategy):
     def report(self) -> dict[str, Any]:
         return self.inner.report()
 
-    def finish(self, run_dir: Any) -> None:
-        self.inner.finish(run_dir)
+    def outputs(self) -> dict[str, Any]:
+        return self.inner.outputs()
 
     # -- state ------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from nas_lightning.errors import ConfigError
@@ -134,10 +133,9 @@ class StrategySequence(Strategy):
         stats["phase"] = float(self.phase)
         return stats
 
-    def finish(self, run_dir: str | Path) -> None:
-        """Let the second phase write its results (``NetAdapt.finish``)."""
-        if self.then is not None:
-            self.then.finish(run_dir)
+    def outputs(self) -> dict[str, Any]:
+        """The second phase's result files (``NetAdapt.outputs``)."""
+        return self.then.outputs() if self.then is not None else {}
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

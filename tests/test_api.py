@@ -35,9 +35,10 @@ def test_repeats_are_told_their_reward_and_not_evaluated_again():
         calls.append(tuple(sorted(genotype.items())))
         return score(genotype)
 
-    # a controller that settles fast proposes repeats: each costs no evaluation
+    # a controller that settles fast, without redraws, proposes repeats: each costs no
+    # evaluation (the default redraws, then explores: it repeats only an exhausted space)
     result = optimize(counted, SPACE, budget=12, strategy="reinforce", seed=0,
-                      overrides=["strategy.lr=0.5"], reuse_limit=5)
+                      overrides=["strategy.lr=0.5", "strategy.dedup_tries=0"], reuse_limit=5)
     assert len(calls) == len(set(calls)) == len(result.trials)
     assert result.reused > 0
     assert len(result.trials) == 12 or result.converged

@@ -27,6 +27,7 @@ from nas_lightning.entry import (
     exit_with,
     one_line_errors,
 )
+from nas_lightning.errors import first_line
 
 # Exit status of a search (README, "What a run folder guarantees").
 EXIT_BAD_CONFIG = EXIT_USAGE  # one line: a bad value or key, a missing file
@@ -52,8 +53,7 @@ class SweepSummary(Callback):
         try:
             lines = sweep_summary(config.hydra.sweep.dir)
         except Exception as err:  # noqa: BLE001 - the jobs' folders are already written
-            first = (str(err).splitlines() or [""])[0]
-            lines = [f"no sweep summary: {type(err).__name__}: {first}"]
+            lines = [f"no sweep summary: {type(err).__name__}: {first_line(err)}"]
         print("\n".join(lines), flush=True)
 
 

@@ -375,8 +375,6 @@ def end_summary(records: Sequence[dict[str, Any]], best: dict[str, Any] | None,
     architecture in compact form wrapped to the width, and where its full
     genotype is (``best.json``).
     """
-    from nas_lightning.runs import genotype_text
-
     ok = [r for r in records if r.get("status") == "ok" and r.get("reward") is not None]
     failed = len(records) - len(ok)
     lines = [f"{len(records)} children trained" + (f", {failed} failed" if failed else "")]
@@ -387,12 +385,20 @@ def end_summary(records: Sequence[dict[str, Any]], best: dict[str, Any] | None,
             size = f", {params / 1e3:.1f}k" if isinstance(params, int | float) else ""
             lines.append(f"  child {r['index']}: {r['reward']:.4f}, {r['val_acc']:.4f}{size}")
     if best is not None:
-        text = genotype_text(best.get("genotype"))
         lines.append(f"best child {best['index']}:")
-        lines += textwrap.wrap(text, width - 2, initial_indent="  ", subsequent_indent="  ",
-                               break_on_hyphens=False) or ["  -"]
-        lines.append(f"full genotype: {_short_path(Path(run_dir) / 'best.json')}")
+        lines += _architecture_lines(best, Path(run_dir), width)
     return lines
+
+
+def _architecture_lines(best: dict[str, Any], run_dir: Path, width: int) -> list[str]:
+    """A best child's architecture in compact form, wrapped to ``width`` and indented,
+    then where its full genotype is (``best.json``; the path is never cut)."""
+    from nas_lightning.runs import genotype_text
+
+    text = genotype_text(best.get("genotype"))
+    wrapped = textwrap.wrap(text, width - 2, initial_indent="  ", subsequent_indent="  ",
+                            break_on_hyphens=False) or ["  -"]
+    return [*wrapped, f"full genotype: {_short_path(run_dir / 'best.json')}"]
 
 
 def _short_path(path: Path) -> str:
@@ -412,7 +418,7 @@ def sweep_summary(sweep_dir: str | Path, top: int = 5, width: int = 80) -> list[
     children, best reward and child), then the best job's best architecture in
     compact form and where its full genotype is.
     """
-    from nas_lightning.runs import find_runs, genotype_text, load_run, run_row
+    from nas_lightning.runs import find_runs, load_run, run_row
 
     runs = [load_run(p) for p in find_runs([str(sweep_dir)])]
     if not runs:
@@ -438,9 +444,6 @@ def sweep_summary(sweep_dir: str | Path, top: int = 5, width: int = 80) -> list[
     if row["best_reward"] is not None and winner.best is not None:
         lines.append(f"best: {cut(winner.path.name, width - 20)}, "
                      f"child {winner.best.get('index')}:")
-        lines += textwrap.wrap(genotype_text(winner.best.get("genotype")), width - 2,
-                               initial_indent="  ", subsequent_indent="  ",
-                               break_on_hyphens=False) or ["  -"]
-        lines.append(f"full genotype: {_short_path(winner.path / 'best.json')}")
+        lines += _architecture_lines(winner.best, winner.path, width)
     lines.append(f"sweep folder: {_short_path(Path(sweep_dir))}")
     return lines

@@ -136,6 +136,10 @@ class SearchKeys(_Section):
         Literal["train", "reuse"], Field(description="train or reuse")
     ] = None
     reuse_limit: integer(1) = None
+    max_minutes: number(0.0, low_open=True, optional=True) = None
+    scheduler: one_of("none", "asha", "hyperband") = None
+    min_epochs: integer(1) = None
+    reduction_factor: integer(2) = None
 
 
 class TrainerKeys(_Section):

@@ -264,6 +264,8 @@ def run_args(cmd: DocCommand, paths: dict[str, str], out: Path) -> list[str]:
             args += ENAS_TINY
         if "strategy=netadapt" in text:
             args += NETADAPT_TINY
+        if "search.scheduler=" in text:  # a second epoch: one rung before the top
+            args.append("child.epochs=2")
         if "experiment=" not in text and "strategy=netadapt" not in text:
             args.append("model.filters=4")
         return [*args, f"hydra.run.dir={out}/run", f"hydra.sweep.dir={out}/sweep"]

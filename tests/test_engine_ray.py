@@ -630,3 +630,20 @@ def test_an_address_that_accepts_but_never_answers_ends_within_the_deadline():
     # the deadline interrupts Ray between its own connect attempts (each up to about a minute)
     assert time.time() - start < 3 + 90
     assert not ray.is_initialized()
+
+
+@pytest.mark.slow
+def test_asha_on_ray_decides_as_the_local_search(cluster, tmp_path):
+    """search.scheduler=asha: workers report to one rung table (a Ray actor); one slot
+    gives the local search's records, two slots stop children at the same rungs."""
+    from test_schedulers import TINY_ASHA, _same
+
+    local = run_search(compose_config("search", [f"run_dir={tmp_path / 'l'}", *TINY_ASHA]))
+    one = run_search(compose_config("search", [
+        f"run_dir={tmp_path / 'r1'}", *TINY_ASHA, "executor=ray", "executor.max_concurrent=1"]))
+    assert [_same(r) for r in one.records] == [_same(r) for r in local.records]
+    two = run_search(compose_config("search", [
+        f"run_dir={tmp_path / 'r2'}", *TINY_ASHA, "executor=ray", "executor.max_concurrent=2"]))
+    assert len(two.records) == 6
+    assert {len(r["val_curve"]) for r in two.records} <= {1, 3}
+    assert any(r["rung"] == 0 for r in two.records) and two.best["rung"] == 1

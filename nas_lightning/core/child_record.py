@@ -23,6 +23,10 @@ Fields, in the order a line holds them:
 - optional, written only when set: ``error`` (one line), ``attempt``
   (retries after a lost worker), ``worker``, ``weight_sharing`` (scored with
   shared weights) and ``phase`` (``final``: an ENAS final candidate).
+- with a multi-fidelity scheduler (``search.scheduler``): ``rung``, the
+  highest rung the child reached (0: the first), and ``final_reward``, its
+  reward where its training stopped; ``reward`` is then the reward at the
+  first rung, the one the strategy was told.
 
 No torch here: a run folder can be read where torch is not installed.
 """
@@ -36,6 +40,7 @@ from typing import Any
 
 STATUSES = ("ok", "failed", "diverged")
 _OPTIONAL = ("error", "attempt", "worker", "weight_sharing", "phase")
+_OPTIONAL_NUMBERS = ("rung", "final_reward")  # written when not None (0 included)
 
 
 def _number(value: Any) -> bool:
@@ -60,6 +65,8 @@ class ChildRecord:
     worker: str | None = None
     weight_sharing: bool = False
     phase: str | None = None
+    rung: int | None = None
+    final_reward: float | None = None
 
     def __post_init__(self) -> None:
         problem = self._problem()
@@ -71,7 +78,10 @@ class ChildRecord:
             return "index must be an integer >= 0"
         if self.status not in STATUSES:
             return f"status must be one of {', '.join(STATUSES)}, got {self.status!r}"
-        for name in ("reward", "val_acc"):
+        if self.rung is not None and (not isinstance(self.rung, int)
+                                      or isinstance(self.rung, bool) or self.rung < 0):
+            return f"rung must be an integer >= 0 or null, got {self.rung!r}"
+        for name in ("reward", "val_acc", "final_reward"):
             value = getattr(self, name)
             if value is not None and not _number(value):
                 return f"{name} must be a number or null, got {value!r}"
@@ -110,6 +120,10 @@ class ChildRecord:
             value = getattr(self, name)
             if value:
                 out[name] = value
+        for name in _OPTIONAL_NUMBERS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
         return out
 
     @classmethod
@@ -135,3 +149,18 @@ class ChildRecord:
             if values.get(name) is None:
                 values.pop(name, None)
         return cls(**values)
+
+
+def final_reward(record: Mapping[str, Any]) -> float | None:
+    """A record's reward where its training stopped (its ``reward`` without a scheduler)."""
+    final = record.get("final_reward")
+    return final if final is not None else record.get("reward")
+
+
+def best_key(record: Mapping[str, Any]) -> tuple[int, float]:
+    """How ok records rank for ``best.json``: the highest rung reached (0 without a
+    scheduler), then the reward where the child stopped."""
+    rung = record.get("rung")
+    final = record.get("final_reward")
+    return (int(rung) if rung is not None else 0,
+            float(final if final is not None else record["reward"]))

@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from nas_lightning.core.child_record import best_key
 from nas_lightning.core.signals import critical
 from nas_lightning.errors import ConfigError
 
@@ -161,8 +162,8 @@ class RunRecorder:
             atomic_write(self.run_dir / BEST, _dumps(self.best, indent=2))
 
     def _is_best(self, record: dict[str, Any]) -> bool:
-        if record.get("status") == "ok" and (
-            self.best is None or record["reward"] > self.best["reward"]
+        if record.get("status") == "ok" and record.get("reward") is not None and (
+            self.best is None or best_key(record) > best_key(self.best)
         ):
             self.best = record
             return True

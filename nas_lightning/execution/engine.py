@@ -27,12 +27,14 @@ recorded child twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from nas_lightning.core.child_record import final_reward
 from nas_lightning.core.records import RunRecorder, fault_point
 from nas_lightning.errors import ConfigError
 from nas_lightning.execution.base import Executor, Result, Shipped, Trial
@@ -62,6 +64,8 @@ class Engine:
             callback without a logger); default: a plain ``ControllerCallback``.
         repeats: ``train`` or ``reuse`` (see the module's docstring).
         reuse_limit: reused proposals in a row after which the search stops.
+        max_seconds: no child is asked after this many seconds (None: no limit);
+            children in flight finish. A resumed search counts from its restart.
         callbacks: told of each live (not replayed) group of finished
             children, in this order: the first one tells the strategy.
     """
@@ -82,6 +86,7 @@ class Engine:
         repeats: str = "train",
         reuse_limit: int = 50,
         callbacks: Sequence[SearchCallback] = (),
+        max_seconds: float | None = None,
     ) -> None:
         self.cfg = cfg
         self.strategy, self.space, self.executor = strategy, space, executor
@@ -99,6 +104,8 @@ class Engine:
         self.repeats: Repeats[FinishedChild] = Repeats(repeats, reuse_limit)
         self.stopped: str | None = None  # why the search stopped asking before its budget
         self._architectures: dict[int, frozenset | None] = {}  # the space's, by live decisions
+        # search.max_minutes: no child is asked after this (this process's clock)
+        self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
 
     # -- resume -----------------------------------------------------------------
     def restore(self, records: list[dict[str, Any]], state: dict[str, Any] | None) -> None:
@@ -244,7 +251,7 @@ class Engine:
                 log.info("strategy %s finished after %d children",
                          type(self.strategy).__name__, self.next_index)
                 break
-            if self._stop_repeating():
+            if self._stop_repeating() or self._out_of_time():
                 break
             self.space.set_progress(self.next_index)
             proposal = self.strategy.ask()
@@ -267,6 +274,15 @@ class Engine:
         self.executor.submit(trial)
         for callback in self.callbacks:
             callback.on_child_start(trial)
+
+    def _out_of_time(self) -> bool:
+        """Stop asking (and say so, once) once the search's time is up."""
+        if self.deadline is None or time.monotonic() < self.deadline:
+            return False
+        self.stopped = "time"
+        log.info("the search's time is up: no more children after %d (those in flight "
+                 "finish)", self.next_index)
+        return True
 
     def _stop_repeating(self) -> bool:
         """Stop asking (and say why, once) when proposing more would only repeat."""
@@ -309,7 +325,7 @@ class Engine:
         self.records.append(record)
         best = self.recorder.best  # as it stands with this child: what its line shows
         self.done[trial.index] = FinishedChild(trial, result, reward, record,
-                                               best_reward=best["reward"] if best else None)
+                                               best_reward=final_reward(best) if best else None)
         self._remember(record, result)
 
     def _tell_ready(self, force: bool = False) -> None:

@@ -26,6 +26,8 @@ from nas_lightning.data.base import ImageDataModule
 from nas_lightning.errors import ConfigError, RanksStopped
 from nas_lightning.execution import rank_errors
 from nas_lightning.execution.base import Result, Trial, one_line
+from nas_lightning.execution.schedulers import safe_score
+from nas_lightning.rewards.base import ChildMetrics
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,8 @@ class LightningEvaluator:
         self.optimizer_factory = optimizer
         self.callbacks = list(callbacks or [])
         self.rank_errors = False
+        self.rungs: Any = None  # search.scheduler: the table a child's rungs report to
+        self.rung_score: Callable[[ChildMetrics], float] | None = None
         self._stopped: str | None = None
         if int(child.epochs) < 1:
             raise ConfigError("child.epochs", f"must be >= 1, got {child.epochs}")
@@ -215,7 +219,10 @@ class LightningEvaluator:
             if self.compile_mode is not None:  # in place: parameter names stay the same
                 module.net.compile(mode=self.compile_mode)
             metrics = ChildMetricsCallback(extra=extra)
-            trainer = self.make_trainer([timer, *self.callbacks, metrics])
+            callbacks: list[Callback] = [timer, *self.callbacks]
+            if self.rungs is not None:
+                callbacks.append(RungStopper(self.rungs, index, self.rung_score, extra))
+            trainer = self.make_trainer([*callbacks, metrics])
             marks["init"] = time.perf_counter()
             if self.rank_errors and trainer.world_size > 1:
                 since = rank_errors.stderr_sizes(self.run_dir, trainer.world_size)
@@ -255,6 +262,43 @@ class LightningEvaluator:
         self._stopped = (f"DDP ranks cannot go on after child {index} failed inside fit "
                          f"({error})")
         return error
+
+
+class RungStopper(Callback):
+    """Report a child's reward after each epoch; stop it where its rung says so.
+
+    ``search.scheduler`` (:mod:`nas_lightning.execution.schedulers`). Under DDP
+    every rank reports (ranks that run the search each keep a table) and rank
+    0's decision is every rank's.
+
+    Args:
+        table: a :class:`~nas_lightning.execution.schedulers.RungTable` (or its
+            Ray actor's client): ``report(index, epoch, reward) -> stop``.
+        index: the child's number.
+        score: the reward of the child's metrics so far (None: validation accuracy).
+        extra: metrics measured before training (latency, MACs), seen by ``score``.
+    """
+
+    def __init__(self, table: Any, index: int,
+                 score: Callable[[ChildMetrics], float] | None,
+                 extra: dict[str, Any]) -> None:
+        self.table, self.index, self.score, self.extra = table, index, score, dict(extra)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or "val/acc" not in trainer.callback_metrics:
+            return
+        acc = float(trainer.callback_metrics["val/acc"])
+        value = acc
+        if self.score is not None:
+            params = count_params(getattr(pl_module, "net", pl_module))
+            metrics = ChildMetrics(val_acc=acc, val_curve=[], params=params,
+                                   extra=dict(self.extra))
+            value = safe_score(self.score, metrics)
+        stop = self.table.report(self.index, trainer.current_epoch + 1, value)
+        if trainer.world_size > 1:
+            stop = trainer.strategy.broadcast(stop, src=0)
+        if stop:
+            trainer.should_stop = True
 
 
 class ChildMetricsCallback(Callback):

@@ -43,6 +43,7 @@ from nas_lightning.core.signals import HANDLED, SearchInterrupted, critical
 from nas_lightning.errors import ConfigError, TransientError
 from nas_lightning.execution.base import Executor, Result, Runner, Trial, one_line
 from nas_lightning.execution.ddp import RankLost
+from nas_lightning.execution.schedulers import RungTable
 
 log = logging.getLogger("nas_lightning.search")
 
@@ -246,7 +247,7 @@ def _worker_run(handles: list[Any], trial: Trial) -> Result:
     from nas_lightning.execution.runner import make_runner
     from nas_lightning.utils import quiet_lightning
 
-    cfg_ref, data_ref, threads, world = handles
+    cfg_ref, data_ref, threads, world, rungs = handles
     # Ray may give this worker other GPUs for its next task: ranks started on the
     # last ones must not train there, so the GPUs are part of what the runner is for.
     key = f"{cfg_ref.hex()}:{os.environ.get('CUDA_VISIBLE_DEVICES')}"
@@ -272,12 +273,32 @@ def _worker_run(handles: list[Any], trial: Trial) -> Result:
                 quiet_lightning()
                 torch.set_num_threads(threads)
         _RUNNERS[key] = runner
+    if rungs is not None:  # search.scheduler: one table of rung rewards, in an actor
+        from nas_lightning.core.builders import build
+        from nas_lightning.execution.evaluator import LightningEvaluator
+
+        assert isinstance(runner, LightningEvaluator)  # the driver refuses other runners
+        if runner.rung_score is None:
+            runner.rung_score = build(OmegaConf.create(ray.get(cfg_ref)).reward, "reward")
+        runner.rungs = RemoteRungs(rungs)
     try:
         return runner.run(trial)
     except BaseException:  # a rank group that failed closed itself: start new ranks next time
         if world > 1:
             _RUNNERS.pop(key, None)
         raise
+
+
+class RemoteRungs:
+    """A worker's client of the search's rung table (a Ray actor)."""
+
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
+
+    def report(self, index: int, epoch: int, value: float) -> bool:
+        import ray
+
+        return bool(ray.get(self.actor.report.remote(index, epoch, value)))
 
 
 def child_processes(trainer: Any, gpus_per_child: float = 0) -> int:
@@ -435,12 +456,24 @@ class RayExecutor(Executor):
             )
         container = OmegaConf.to_container(cfg, resolve=True) if cfg is not None else {}
         datamodule = getattr(runner, "datamodule", None)
+        rungs = getattr(runner, "rungs", None)
+        if rungs is not None:  # search.scheduler: the driver's table, moved to an actor
+            if world > 1:
+                self._stop()
+                raise ConfigError("search.scheduler", (
+                    "stops children early in one process; with executor=ray a child "
+                    f"that trains on {world} DDP ranks cannot be stopped at a rung "
+                    "(set search.scheduler=none, or trainer.devices=1)"))
+            actor = ray.remote(RungTable).options(num_cpus=0).remote(rungs.plan)
+            ray.get(actor.load.remote(list(rungs.reports)))
+            rungs = actor
         # Into the object store once; workers read these, never a copy per child.
         self.handles = [
             ray.put(container),
             ray.put(datamodule) if datamodule is not None else None,
             int(threads),
             world,
+            rungs,
         ]
         self.task = ray.remote(_worker_run).options(
             num_cpus=num_cpus_task, num_gpus=num_gpus_task, max_retries=0

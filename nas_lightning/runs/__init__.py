@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from nas_lightning.core.child_record import ChildRecord
+from nas_lightning.core.child_record import ChildRecord, best_key, final_reward
 
 CHILDREN = "children.jsonl"
 
@@ -172,6 +172,8 @@ def status(run: Run) -> str:
     budget = run.get("search.num_children")
     if run.summary is None:
         return "incomplete"
+    if run.summary.get("stopped") == "time":  # search.max_minutes spent: as asked
+        return "done"
     if isinstance(budget, int) and len(run.children) < budget:
         return "stopped"
     return "done"
@@ -180,7 +182,7 @@ def status(run: Run) -> str:
 def run_row(run: Run) -> dict[str, Any]:
     """One line of ``list``: what the run searched and how it went."""
     ok = [r for r in run.children if r.get("status") == "ok" and _is_number(r.get("reward"))]
-    best = max(ok, key=lambda r: r["reward"], default=None)
+    best = max(ok, key=best_key, default=None)
     summary = run.summary or {}
     wall = summary.get("wall_seconds")
     if not _is_number(wall):
@@ -193,7 +195,7 @@ def run_row(run: Run) -> dict[str, Any]:
         "children": len(run.children),
         "budget": run.get("search.num_children"),
         "failed": len(run.children) - len(ok),
-        "best_reward": best["reward"] if best else None,
+        "best_reward": final_reward(best) if best else None,
         "best_child": best["index"] if best else None,
         "wall_seconds": wall,
         "status": status(run),
@@ -213,6 +215,10 @@ def child_rows(run: Run) -> list[dict[str, Any]]:
             "params": r.get("params"),
             "seconds": r.get("seconds"),
         }
+        if r.get("rung") is not None:  # search.scheduler: where the child stopped
+            row["rung"] = r["rung"]
+            row["epochs"] = len(r.get("val_curve") or [])
+            row["final_reward"] = r.get("final_reward")
         for key in run.extra_keys:
             row[key] = (r.get("extra") or {}).get(key)
         row["genotype"] = genotype_text(r.get("genotype"))

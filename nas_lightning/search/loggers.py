@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from nas_lightning.core.child_record import final_reward
 from nas_lightning.core.records import fault_point
 from nas_lightning.core.sweep import sweep_names
 from nas_lightning.core.wandb_env import has_api_key, wandb_mode
@@ -307,7 +308,7 @@ class WandbSearchLogger(SearchLogger):
         self.run.log({"children": wandb.Table(columns=columns, data=rows)})
         best_file = Path(run_dir) / "best.json"
         if best is not None and best_file.exists():
-            self.run.summary["best/reward"] = best["reward"]
+            self.run.summary["best/reward"] = final_reward(best)
             self.run.summary["best/val_acc"] = best.get("val_acc")
             self.run.summary["best/index"] = best["index"]
             artifact = wandb.Artifact(f"best-genotype-{self.run.id}", type="genotype")

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from nas_lightning.checks import check_search_config
 from nas_lightning.core.builders import build, build_partial
-from nas_lightning.core.child_record import ChildRecord
+from nas_lightning.core.child_record import ChildRecord, final_reward
 from nas_lightning.core.records import RunRecorder
 from nas_lightning.errors import ConfigError
 from nas_lightning.execution.base import Executor, Result, Trial, one_line
@@ -30,6 +30,7 @@ from nas_lightning.execution.engine import Engine
 from nas_lightning.execution.evaluator import LightningEvaluator
 from nas_lightning.execution.rank_errors import capture_stderr
 from nas_lightning.execution.runner import make_runner
+from nas_lightning.execution.schedulers import RungPlan, RungTable, first_rung_metrics, rung_plan
 from nas_lightning.genotypes.base import Genotype, genotype_to_dict
 from nas_lightning.latency.probe import LatencyProbe
 from nas_lightning.proxies import PROXIES, score
@@ -59,7 +60,9 @@ class SearchResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def _record(trial: Trial, result: Result, reward: float | None) -> dict[str, Any]:
+def _record(trial: Trial, result: Result, reward: float | None,
+            rungs: tuple[RungPlan, Callable[[ChildMetrics], float]] | None = None,
+            ) -> dict[str, Any]:
     genotype = trial.genotype
     extra = dict(result.extra)
     if result.status == "ok" and result.timing:
@@ -67,6 +70,11 @@ def _record(trial: Trial, result: Result, reward: float | None) -> dict[str, Any
     info = trial.proposed.info
     if "prefilter_score" in info:  # search.prefilter: the score that chose it
         extra["prefilter_score"] = info["prefilter_score"]
+    rung = final = None
+    if rungs is not None and result.status == "ok":  # search.scheduler: where it stopped
+        plan, reward_fn = rungs
+        rung = plan.rung_of(len(result.val_curve))
+        final = _reward(reward_fn, result)
     return ChildRecord(
         index=trial.index,
         status=result.status,
@@ -82,15 +90,29 @@ def _record(trial: Trial, result: Result, reward: float | None) -> dict[str, Any
         error=result.error,
         attempt=trial.attempt,
         worker=result.worker,
+        rung=rung,
+        final_reward=final,
     ).to_dict()
 
 
-def _reward(reward_fn: Callable[[ChildMetrics], float], result: Result) -> float | None:
-    """The driver's reward of an ok child; a reward that fails marks the child failed."""
+def _reward(reward_fn: Callable[[ChildMetrics], float], result: Result,
+            plan: RungPlan | None = None) -> float | None:
+    """The driver's reward of an ok child; a reward that fails marks the child failed.
+
+    With a multi-fidelity scheduler (``plan``), the reward at the first rung,
+    which every child reaches: the one the strategy is told.
+    """
     if result.status != "ok":
         return None
     try:
-        reward = float(reward_fn(result.metrics()))
+        metrics = result.metrics()
+        if plan is not None:
+            first = first_rung_metrics(metrics, plan)
+            if first is None:
+                raise ValueError(f"trained {len(metrics.val_curve)} epochs, fewer than the "
+                                 f"first rung's {plan.min_epochs}")
+            metrics = first
+        reward = float(reward_fn(metrics))
         if not math.isfinite(reward):
             raise ValueError(f"reward is {reward} for val_acc={result.val_acc}")
         return reward
@@ -158,6 +180,7 @@ def _run_search(cfg: DictConfig, folder: RunFolder, strategy: Strategy | None,
     if lightning:
         runner.rank_errors = True
     strategy = _prefilter(cfg, strategy, runner)
+    plan = _rungs(cfg, runner, reward_fn, folder.records)
     executor: Executor = build_partial(
         cfg.get("executor") or {"_target_": "nas_lightning.execution.local.LocalExecutor",
                                  "_partial_": True},
@@ -185,14 +208,16 @@ def _run_search(cfg: DictConfig, folder: RunFolder, strategy: Strategy | None,
         callbacks.append(DigestCallback(strategy, run_dir / "rank_digest" / f"rank{rank}.json"))
     engine = Engine(
         cfg, strategy, space, executor, recorder,
-        reward_fn=lambda result: _reward(reward_fn, result),
-        record_fn=_record,
+        reward_fn=lambda result: _reward(reward_fn, result, plan),
+        record_fn=lambda trial, result, reward: _record(
+            trial, result, reward, (plan, reward_fn) if plan is not None else None),
         num_children=num_children, mode=mode, batch_size=batch_size,
         replay=ControllerCallback(strategy, None, failed_reward),  # no logging
         # run folders written before search.repeats existed trained every repeat
         repeats=cfg.search.get("repeats") or "train",
         reuse_limit=cfg.search.get("reuse_limit", 50),
         callbacks=[*callbacks, *extra_callbacks],
+        max_seconds=_max_seconds(cfg.search.get("max_minutes")),
     )
 
     try:  # a refused resume leaves the folder as it was: nothing below is written
@@ -277,6 +302,31 @@ def _prefilter(cfg: DictConfig, strategy: Strategy, runner: Any) -> Strategy:
     return Prefilter(strategy, zero_cost_scorer(runner, proxy, seed=int(cfg.seed)), k)
 
 
+def _max_seconds(minutes: Any) -> float | None:
+    """``search.max_minutes`` in seconds (None: no time limit)."""
+    if minutes is None:
+        return None
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not minutes > 0:
+        raise ConfigError("search.max_minutes", f"must be a number > 0 or null, got {minutes!r}")
+    return float(minutes) * 60.0
+
+
+def _rungs(cfg: DictConfig, runner: Any, reward_fn: Callable[[ChildMetrics], float],
+           records: list[dict[str, Any]]) -> RungPlan | None:
+    """``search.scheduler``: the runner's children report to a table of rung rewards,
+    rebuilt from the records on resume (None: no scheduler)."""
+    plan = rung_plan(cfg.search, int(cfg.child.epochs))
+    if plan is None:
+        return None
+    if not isinstance(runner, LightningEvaluator):
+        raise ConfigError("search.scheduler", "stops children of the Lightning runner early; "
+                          f"{type(runner).__name__} trains none (set search.scheduler=none)")
+    table = RungTable(plan)
+    table.restore(records, reward_fn)
+    runner.rungs, runner.rung_score = table, reward_fn
+    return plan
+
+
 def zero_cost_scorer(runner: LightningEvaluator, proxy: str, seed: int = 0,
                      images: int = 64) -> Callable[[Proposal], float]:
     """``proposal -> score``: ``proxy`` of the proposal's network as the runner builds it,
@@ -320,11 +370,11 @@ def _finish(parts: SearchParts, records: list[dict[str, Any]], recorder: RunReco
         "ok": len(ok),
         "failed": len(records) - len(ok),
         "reused": reused,  # repeated proposals told a recorded reward (search.repeats)
-        "stopped": stopped,  # converged / exhausted: stopped before the budget (search.repeats)
+        "stopped": stopped,  # converged / exhausted (search.repeats), time (search.max_minutes)
         "wall_seconds": round(time.perf_counter() - parts.start, 2),
         "child_seconds": round(sum(r["seconds"] for r in records), 2),
         "best_index": recorder.best["index"] if recorder.best else None,
-        "best_reward": recorder.best["reward"] if recorder.best else None,
+        "best_reward": final_reward(recorder.best) if recorder.best else None,
     }
     if parts.rank != 0:
         return summary

@@ -22,8 +22,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from nas_lightning.core.child_record import best_key
 from nas_lightning.core.threads import resolve_num_threads
 from nas_lightning.errors import ConfigError
+from nas_lightning.execution.schedulers import rung_plan
 
 log = logging.getLogger("nas_lightning.search")
 
@@ -125,6 +127,16 @@ def banner_lines(cfg: DictConfig, threads: int | None = None) -> list[str]:
              f"{_name(cfg, 'dataset', choices)}, trainer {trainer}")
     child += f", {_threads_text(cfg, threads)}"
     lines.append(child)
+    search = _select(cfg, "search")
+    if search is not None and isinstance(epochs, int):
+        try:
+            plan = rung_plan(search, epochs)
+        except ConfigError:  # said in one line when the search starts
+            plan = None
+        if plan is not None:
+            lines.append(f"scheduler: {plan.kind}, rungs at "
+                         f"{', '.join(map(str, plan.epochs))} epochs, 1 in "
+                         f"{plan.reduction_factor} goes on")
     executor = _select(cfg, "executor")
     if executor:
         slots = executor.get("max_concurrent")
@@ -178,7 +190,11 @@ def child_line(record: dict[str, Any], stats: dict[str, float], total: int,
     # is not the accuracy itself (MnasNet's), the controller's advantage to two
     # places (its baseline is in the logged metrics).
     parts = [name, f"reward={record['reward']:.4f}"]
-    if record.get("val_acc") is not None and record["val_acc"] != record["reward"]:
+    if record.get("rung") is not None:  # search.scheduler: told at the first rung
+        epochs = len(record.get("val_curve") or [])
+        parts = [name, f"reward@rung0={record['reward']:.4f}",
+                 f"val_acc@{epochs}ep={record['val_acc']:.4f}"]
+    elif record.get("val_acc") is not None and record["val_acc"] != record["reward"]:
         parts.append(f"val_acc={record['val_acc']:.4f}")
     if "advantage" in stats:
         parts.append(f"adv={stats['advantage']:+.2f}")
@@ -380,10 +396,13 @@ def end_summary(records: Sequence[dict[str, Any]], best: dict[str, Any] | None,
     lines = [f"{len(records)} children trained" + (f", {failed} failed" if failed else "")]
     if ok:
         lines.append(f"top {min(top, len(ok))} (child: reward, val_acc, params):")
-        for r in sorted(ok, key=lambda r: (-r["reward"], r["index"]))[:top]:
+        ranked = sorted(ok, key=lambda r: (*(-k for k in best_key(r)), r["index"]))
+        for r in ranked[:top]:
             params = r.get("params")
             size = f", {params / 1e3:.1f}k" if isinstance(params, int | float) else ""
-            lines.append(f"  child {r['index']}: {r['reward']:.4f}, {r['val_acc']:.4f}{size}")
+            reward = r.get("final_reward", r["reward"])
+            lines.append(f"  child {r['index']}: {reward:.4f}, {r['val_acc']:.4f}{size}"
+                         + _rung_text(r))
     if best is not None:
         lines.append(f"best child {best['index']}:")
         lines += _architecture_lines(best, Path(run_dir), width)
@@ -447,3 +466,11 @@ def sweep_summary(sweep_dir: str | Path, top: int = 5, width: int = 80) -> list[
         lines += _architecture_lines(winner.best, winner.path, width)
     lines.append(f"sweep folder: {_short_path(Path(sweep_dir))}")
     return lines
+
+
+def _rung_text(record: dict[str, Any]) -> str:
+    """`` (rung 2, 9 epochs)`` for a child of a multi-fidelity search, else ``""``."""
+    if record.get("rung") is None:
+        return ""
+    epochs = len(record.get("val_curve") or [])
+    return f" (rung {record['rung']}, {epochs} epoch{'s' if epochs != 1 else ''})"

@@ -197,3 +197,18 @@ def test_mobile_chart_names_the_input_size(tmp_path):
         draw_architecture(genotype, tmp_path / "c.png")
     assert "28x28 input" in titles[0] and "best" in titles[0]
     assert "224x224 input" in titles[1]
+
+
+def test_reward_curve_of_a_multi_fidelity_search_names_the_rungs():
+    from nas_lightning.viz.curves import search_curve_figure
+
+    def rec(i, reward, acc, rung):
+        return {"index": i, "status": "ok", "reward": reward, "val_acc": acc,
+                "rung": rung, "final_reward": acc, "val_curve": [reward] * (3 if rung else 1)}
+
+    fig = search_curve_figure([rec(0, 0.6, 0.8, 1), rec(1, 0.7, 0.7, 0), rec(2, 0.65, 0.85, 1)])
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["reward at the first rung", "accuracy at the top rung",
+                      "accuracy where it stopped", "best at the top rung so far"]
+    assert ax.get_title() == "3 children, best reward 0.8500 (child 2, top rung)"

@@ -57,19 +57,36 @@ def search_curve_figure(
     ok = [r.get("status") == "ok" and _number(r.get("reward")) is not None for r in records]
     rewards = [_number(r.get("reward")) if good else None for r, good in zip(records, ok,
                                                                                strict=True)]
+    rungs = any(r.get("rung") is not None for r in records)  # search.scheduler
     ax.scatter([x for x, v in zip(xs, rewards, strict=True) if v is not None],
                [v for v in rewards if v is not None], s=16, c="tab:blue", zorder=3,
-               label="reward")
+               label="reward at the first rung" if rungs else "reward")
     accs = [_number(r.get("val_acc")) if good else None for r, good in zip(records, ok,
                                                                            strict=True)]
-    if any(a is not None and a != v for a, v in zip(accs, rewards, strict=True)):
+    if rungs:  # where each child stopped, the top rung's children filled
+        top = max((r.get("rung") or 0 for r in records), default=0)
+        for reached, style in ((True, "tab:green"), (False, "none")):
+            pts = [(x, a) for x, a, r in zip(xs, accs, records, strict=True)
+                   if a is not None and (r.get("rung") == top) == reached]
+            if pts:
+                ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=18, facecolors=style,
+                           edgecolors="tab:green", zorder=3,
+                           label="accuracy at the top rung" if reached
+                           else "accuracy where it stopped")
+    elif any(a is not None and a != v for a, v in zip(accs, rewards, strict=True)):
         ax.scatter([x for x, a in zip(xs, accs, strict=True) if a is not None],
                    [a for a in accs if a is not None], s=16, facecolors="none",
                    edgecolors="tab:green", zorder=3, label="validation accuracy")
-    best = running_best(rewards)
+    chosen = rewards  # what the search picks its best from
+    if rungs:  # the top rung's rewards
+        top_rung = max((r.get("rung") or 0 for r in records), default=0)
+        chosen = [_number(r.get("final_reward")) if good and r.get("rung") == top_rung else None
+                  for r, good in zip(records, ok, strict=True)]
+    best = running_best(chosen)
     if any(b is not None for b in best):
         ax.step(xs, [b if b is not None else math.nan for b in best], where="post",
-                c="tab:orange", lw=1.4, label="best so far", zorder=2)
+                c="tab:orange", lw=1.4, zorder=2,
+                label="best at the top rung so far" if rungs else "best so far")
     if baselines:
         pts = sorted((i, b) for i, b in baselines.items() if _number(b) is not None)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], c="tab:purple", lw=1.1, ls="--",
@@ -83,10 +100,11 @@ def search_curve_figure(
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("reward" if len(ax.collections) < 2 else "reward / accuracy")
     if not title:
-        top = max(((v, x) for x, v in zip(xs, rewards, strict=True) if v is not None),
+        top = max(((v, x) for x, v in zip(xs, chosen, strict=True) if v is not None),
                   default=None)
         title = f"{len(records)} children" + (
-            f", best reward {top[0]:.4f} (child {top[1]})" if top else "")
+            f", best reward {top[0]:.4f} (child {top[1]}"
+            + (", top rung)" if rungs else ")") if top else "")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     if xs:  # beside the axes, where it can hide no point

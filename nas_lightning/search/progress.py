@@ -332,10 +332,12 @@ class SearchProgress:
             return
         from nas_lightning.runs import genotype_text
 
-        row = {"index": record["index"], "reward": float(record["reward"]),
+        key = best_key(record)  # a multi-fidelity search: the highest rung first
+        row = {"index": record["index"], "reward": key[1], "key": key,
                "val_acc": record.get("val_acc"),
                "architecture": genotype_text(record.get("genotype"))}
-        self.leaders = sorted([*self.leaders, row], key=lambda r: (-r["reward"], r["index"]))[:5]
+        self.leaders = sorted([*self.leaders, row],
+                              key=lambda r: (-r["key"][0], -r["key"][1], r["index"]))[:5]
 
     def child_end(self, record: dict[str, Any], stats: dict[str, float],
                   best: float | None = None, done: int | None = None) -> None:

@@ -42,7 +42,6 @@ from typing import Any, Literal, cast
 from nas_lightning.errors import ConfigError
 from nas_lightning.spaces.base import SearchSpace
 from nas_lightning.strategies.base import Proposal, Strategy
-from nas_lightning.strategies.evolution import budget_population
 
 try:
     import optuna
@@ -292,6 +291,23 @@ class TPE(OptunaStrategy):
             )
 
 
+def nsga2_population(budget: int | None, divisor: int = 100, low: int = 3, high: int = 50) -> int:
+    """NSGA-II's population for a budget: ``budget // divisor``, within ``[low, high]``.
+
+    Optuna's NSGA-II breeds a whole generation from the same parents and keeps
+    the best ``population_size`` of parents and children (on one objective, a
+    truncation), so a small population means more generations, each building
+    on the last. By default a population of 3 up to 399 children, then
+    ``budget // 100`` (10 at 1,000); evolution's :func:`budget_population`
+    (a fifth of the budget) is left to evolution.
+    """
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ConfigError(
+            "budget", f"must be an integer >= 1 when population_size is null, got {budget!r}"
+        )
+    return min(high, max(low, budget // divisor))
+
+
 class NSGA2(OptunaStrategy):
     """NSGA-II (Optuna's ``NSGAIISampler``): a Pareto search over several objectives.
 
@@ -300,11 +316,16 @@ class NSGA2(OptunaStrategy):
 
     Args:
         space: the search space.
-        population_size: children per generation; None: from ``budget``
-            (a fifth of it, within 8..50).
+        population_size: children per generation; None: from ``budget``,
+            ``budget // population_divisor`` within ``min_population``..50
+            (:func:`nsga2_population`: 3 up to 399 children).
         mutation_prob: per-decision mutation probability (None: Optuna's
             ``1 / number of decisions``).
         crossover_prob: probability of a crossover (else a copy of a parent).
+        swapping_prob: Optuna's uniform crossover: the share of decisions
+            taken from the first parent (0.5: each parent alike).
+        population_divisor, min_population: size the population from
+            ``budget`` when ``population_size`` is None.
         objectives, directions, dedup_tries, seed: see :class:`OptunaStrategy`.
         budget: the children the search will train; only read when
             ``population_size`` is None.
@@ -316,14 +337,25 @@ class NSGA2(OptunaStrategy):
         population_size: int | None = 50,
         mutation_prob: float | None = None,
         crossover_prob: float = 0.9,
+        swapping_prob: float = 0.5,
+        population_divisor: int = 100,
+        min_population: int = 3,
         objectives: Sequence[str] = ("reward",),
         directions: Sequence[str] | None = None,
         budget: int | None = None,
         dedup_tries: int = 0,
         seed: int = 0,
     ) -> None:
+        for name, value, low in (
+            ("population_divisor", population_divisor, 1),
+            ("min_population", min_population, 2),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(name, f"must be an integer >= {low}, got {value!r}")
         if population_size is None:
-            population_size = budget_population(budget, low=8, high=50)
+            population_size = nsga2_population(
+                budget, divisor=population_divisor, low=min_population, high=50
+            )
         if not isinstance(population_size, int) or population_size < 2:
             raise ConfigError(
                 "population_size", f"must be an integer >= 2, got {population_size!r}"
@@ -332,8 +364,11 @@ class NSGA2(OptunaStrategy):
             raise ConfigError("mutation_prob", f"must be in [0, 1] or null, got {mutation_prob}")
         if not 0 <= crossover_prob <= 1:
             raise ConfigError("crossover_prob", f"must be in [0, 1], got {crossover_prob}")
+        if not 0 <= swapping_prob <= 1:
+            raise ConfigError("swapping_prob", f"must be in [0, 1], got {swapping_prob}")
         self.population_size = population_size
         self.mutation_prob, self.crossover_prob = mutation_prob, crossover_prob
+        self.swapping_prob = swapping_prob
         super().__init__(
             space, objectives=objectives, directions=directions, dedup_tries=dedup_tries, seed=seed
         )
@@ -343,6 +378,7 @@ class NSGA2(OptunaStrategy):
             population_size=self.population_size,
             mutation_prob=self.mutation_prob,
             crossover_prob=self.crossover_prob,
+            swapping_prob=self.swapping_prob,
             seed=seed,
         )
 

@@ -25,7 +25,7 @@ preset                        meaning
                               of 64, best fifth only, redraws
 ``ppo_nasnet``                NASNet (and MnasNet): LSTM 100x1, Adam 3.5e-4, entropy 1e-5, batch 10
 ``tpe``                       Optuna's multivariate TPE, 10 random startup trials, no repeats
-``nsga2``                     Optuna's NSGA-II, population budget/5 (8..50), no repeats;
+``nsga2``                     Optuna's NSGA-II, population budget/100 (3..50), no repeats;
                               several objectives
 ============================  ==================================================================
 

@@ -64,7 +64,7 @@ def test_evolution_is_sized_to_the_budget(budget, population, sample):
     assert isinstance(evo, RegularizedEvolution)
     assert (evo.population_size, evo.sample_size) == (population, sample)
     assert make_strategy("nsga2", space(), budget=budget).population_size == min(
-        50, max(8, budget // 5)
+        50, max(3, budget // 100)
     )
 
 

@@ -198,3 +198,25 @@ def test_a_converged_controller_explores_the_nearest_unproposed_architectures(na
     assert sum(v != 0 for v in explored[0]) <= 2  # explored near the rewarded network
     last = s.ask()  # the space is exhausted: a repeat, not an exploration
     assert tuple(last.actions) in proposed and not last.info.get("explored")
+
+
+def test_optuna_strategies_propose_the_nearest_new_network_when_every_draw_repeats():
+    """NSGA-II with a population of 3 on 27 architectures: after dedup_tries repeated
+    draws, the nearest architecture not proposed yet (an enqueued trial), until none is left."""
+    from nas_lightning.spaces import ListSpace
+    from nas_lightning.strategies import NSGA2
+
+    s = NSGA2(ListSpace([(f"d{i}", ["a", "b", "c"]) for i in range(3)]), population_size=3,
+              dedup_tries=2, seed=0)
+    seen = []
+    for _ in range(27):
+        p = s.ask()
+        seen.append(tuple(p.actions))
+        s.tell(p, 1.0 if p.actions == (0, 0, 0) else 0.0)
+    assert len(set(seen)) == 27
+    p = s.ask()  # exhausted: a repeat at last
+    assert tuple(p.actions) in set(seen)
+    resumed = NSGA2(ListSpace([(f"d{i}", ["a", "b", "c"]) for i in range(3)]),
+                    population_size=3, dedup_tries=2, seed=0)
+    resumed.load_state_dict(s.state_dict())
+    assert resumed.ask().actions == s.ask().actions

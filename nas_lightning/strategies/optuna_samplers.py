@@ -17,8 +17,10 @@ maps decisions to parameters and keeps the study resumable:
 Repeats (``dedup_tries`` > 0, the ``tpe`` and ``nsga2`` presets): when a
 trial's parameters equal an architecture this strategy already proposed, the
 trial is pruned without training (Optuna's own way to stop a trial early) and
-Optuna is asked again, up to ``dedup_tries`` times; then the repeat is
-proposed. TPE counts a pruned trial with no intermediate value among the worse
+Optuna is asked again, up to ``dedup_tries`` times; then the architecture not
+proposed yet that is nearest the last draw (fewest decisions changed) is
+proposed as an enqueued trial (Optuna's ``enqueue_trial``), and the repeat only
+once the space has no other. TPE counts a pruned trial with no intermediate value among the worse
 ones, so it moves away from what it already has; NSGA-II's generations count
 only complete trials, so a pruned one takes no place in a population. A failed
 trial (FAIL) would not do: TPE ignores it and, its model unchanged, tends to
@@ -123,21 +125,30 @@ class OptunaStrategy(Strategy):
     def _propose(self, n: int) -> list[Proposal]:
         proposals = []
         for _ in range(n):
-            for attempt in range(self.dedup_tries + 1):
-                trial, actions = self._ask_trial()
-                if attempt == self.dedup_tries or not self._is_repeat(actions):
-                    break
-                # A repeat: closed untrained, and Optuna is asked again.
-                self.study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
-                frozen = self.study.get_trials(deepcopy=False)[trial.number]
-                self.trials[-1].update(state="repeat", system_attrs=dict(frozen.system_attrs))
+            trial, actions = self._ask_trial()
+            tries = 0
+            while self.dedup_tries > 0 and self._is_repeat(actions):
+                fixed = None
+                if tries == self.dedup_tries:  # every draw repeated: the nearest new one
+                    fixed = self._nearest_unproposed(actions)
+                    if fixed is None:  # the space is exhausted: the repeat is proposed
+                        break
+                self._close_repeat(trial)  # closed untrained, and Optuna is asked again
+                trial, actions = self._ask_trial(fixed)
+                tries += 1
             proposal = self._make(actions)
             proposal.info["trial"] = trial.number
             proposals.append(self._remember(proposal))
         return proposals
 
-    def _ask_trial(self) -> tuple[Any, tuple[int, ...]]:
-        """One Optuna trial (sampler seeded by the trial number) and its padded actions."""
+    def _close_repeat(self, trial: Any) -> None:
+        self.study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
+        frozen = self.study.get_trials(deepcopy=False)[trial.number]
+        self.trials[-1].update(state="repeat", system_attrs=dict(frozen.system_attrs))
+
+    def _ask_trial(self, fixed: Sequence[int] | None = None) -> tuple[Any, tuple[int, ...]]:
+        """One Optuna trial (sampler seeded by the trial number) and its padded actions;
+        ``fixed``: a trial of these actions (enqueued: the sampler draws none)."""
         k = self.space.num_active
         number = len(self.study.get_trials(deepcopy=False))
         sampler = self._make_sampler(self.seed * _SEED_STRIDE + number)
@@ -148,6 +159,9 @@ class OptunaStrategy(Strategy):
         self.study.sampler = sampler
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if fixed is not None:
+                self.study.enqueue_trial(
+                    {d.name: int(fixed[i]) for i, d in enumerate(self.space.decisions[:k])})
             trial = self.study.ask()
             actions = [
                 trial.suggest_categorical(d.name, list(range(d.size)))

@@ -41,20 +41,21 @@ def _fitness(reward: float | None) -> float:
     return -math.inf if reward is None or math.isnan(reward) else reward
 
 
-def budget_population(budget: int | None, low: int, high: int) -> int:
+def budget_population(budget: int | None, low: int, high: int, divisor: int = 5) -> int:
     """A population for a budget: a fifth of it, within ``[low, high]``.
 
     The first population is drawn at random, so a population as large as the
     budget is random search; a fifth leaves four fifths of the children to
     selection (P=20 for 100 children; the papers' 100 from 500 on). The
     floor (8 for evolution and NSGA-II) keeps small budgets from spending
-    their first 10-20 children on random draws.
+    their first 10-20 children on random draws. ``divisor``: another share
+    than a fifth (NSGA-II's preset: a hundredth).
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError(
             "budget", f"must be an integer >= 1 when population_size is null, got {budget!r}"
         )
-    return min(high, max(low, budget // 5))
+    return min(high, max(low, budget // divisor))
 
 
 @overload

@@ -44,6 +44,7 @@ from typing import Any, Literal, cast
 from nas_lightning.errors import ConfigError
 from nas_lightning.spaces.base import SearchSpace
 from nas_lightning.strategies.base import Proposal, Strategy
+from nas_lightning.strategies.evolution import budget_population
 
 try:
     import optuna
@@ -315,11 +316,7 @@ def nsga2_population(budget: int | None, divisor: int = 100, low: int = 3, high:
     ``budget // 100`` (10 at 1,000); evolution's :func:`budget_population`
     (a fifth of the budget) is left to evolution.
     """
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ConfigError(
-            "budget", f"must be an integer >= 1 when population_size is null, got {budget!r}"
-        )
-    return min(high, max(low, budget // divisor))
+    return budget_population(budget, low=low, high=high, divisor=divisor)
 
 
 class NSGA2(OptunaStrategy):

@@ -110,7 +110,7 @@ PRESETS: dict[str, tuple[str, Factory, bool]] = {
         False,
     ),
     "tpe": ("Optuna multivariate TPE, 10 startup trials", preset("tpe"), False),
-    "nsga2": ("Optuna NSGA-II, population budget/5 (8..50)", preset("nsga2"), True),
+    "nsga2": ("Optuna NSGA-II, population budget/100 (3..50)", preset("nsga2"), True),
     "evolution_amoebanet": ("AmoebaNet: P=100, S=25", preset("evolution_amoebanet"), False),
     "reinforce_nas_rl": (
         "NAS-RL: LSTM 35x2, Adam 6e-4, EMA 0.95, no entropy, raw advantages; per child",

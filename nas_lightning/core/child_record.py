@@ -40,7 +40,6 @@ from typing import Any
 
 STATUSES = ("ok", "failed", "diverged")
 _OPTIONAL = ("error", "attempt", "worker", "weight_sharing", "phase")
-_OPTIONAL_NUMBERS = ("rung", "final_reward")  # written when not None (0 included)
 
 
 def _number(value: Any) -> bool:
@@ -120,10 +119,10 @@ class ChildRecord:
             value = getattr(self, name)
             if value:
                 out[name] = value
-        for name in _OPTIONAL_NUMBERS:
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
+        if self.rung is not None:  # rung 0 included
+            out["rung"] = self.rung
+        if self.final_reward is not None:
+            out["final_reward"] = self.final_reward
         return out
 
     @classmethod
@@ -160,7 +159,7 @@ def final_reward(record: Mapping[str, Any]) -> float | None:
 def best_key(record: Mapping[str, Any]) -> tuple[int, float]:
     """How ok records rank for ``best.json``: the highest rung reached (0 without a
     scheduler), then the reward where the child stopped."""
-    rung = record.get("rung")
-    final = record.get("final_reward")
-    return (int(rung) if rung is not None else 0,
-            float(final if final is not None else record["reward"]))
+    rung, final = record.get("rung"), final_reward(record)
+    if final is None:
+        raise ValueError(f"child record {record.get('index')!r} has no reward to rank")
+    return (int(rung) if rung is not None else 0, float(final))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nas_lightning.rewards.base import ChildMetrics
 
 if TYPE_CHECKING:  # importing strategies imports torch: workers of simulated children skip it
+    from nas_lightning.execution.schedulers import RungTable
     from nas_lightning.strategies.base import Proposal
 
 
@@ -160,6 +161,11 @@ class Executor(ABC):
 
     def shutdown(self) -> None:
         """Stop running trials and release resources (idempotent)."""
+        return None
+
+    def share_rungs(self, table: RungTable) -> None:
+        """Let every child report to ``table`` (``search.scheduler``), before the first
+        submit. Here: nothing to do, the runner of this process holds it already."""
         return None
 
     def __enter__(self) -> Executor:

@@ -221,7 +221,8 @@ class LightningEvaluator:
             metrics = ChildMetricsCallback(extra=extra)
             callbacks: list[Callback] = [timer, *self.callbacks]
             if self.rungs is not None:
-                callbacks.append(RungStopper(self.rungs, index, self.rung_score, extra))
+                callbacks.append(RungStopper(self.rungs, index, self.rung_score, extra,
+                                             result.params or 0))
             trainer = self.make_trainer([*callbacks, metrics])
             marks["init"] = time.perf_counter()
             if self.rank_errors and trainer.world_size > 1:
@@ -277,12 +278,14 @@ class RungStopper(Callback):
         index: the child's number.
         score: the reward of the child's metrics so far (None: validation accuracy).
         extra: metrics measured before training (latency, MACs), seen by ``score``.
+        params: the network's trainable parameters, seen by ``score``.
     """
 
     def __init__(self, table: Any, index: int,
                  score: Callable[[ChildMetrics], float] | None,
-                 extra: dict[str, Any]) -> None:
+                 extra: dict[str, Any], params: int) -> None:
         self.table, self.index, self.score, self.extra = table, index, score, dict(extra)
+        self.params = params
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or "val/acc" not in trainer.callback_metrics:
@@ -290,8 +293,7 @@ class RungStopper(Callback):
         acc = float(trainer.callback_metrics["val/acc"])
         value = acc
         if self.score is not None:
-            params = count_params(getattr(pl_module, "net", pl_module))
-            metrics = ChildMetrics(val_acc=acc, val_curve=[], params=params,
+            metrics = ChildMetrics(val_acc=acc, val_curve=[], params=self.params,
                                    extra=dict(self.extra))
             value = safe_score(self.score, metrics)
         stop = self.table.report(self.index, trainer.current_epoch + 1, value)

@@ -456,24 +456,13 @@ class RayExecutor(Executor):
             )
         container = OmegaConf.to_container(cfg, resolve=True) if cfg is not None else {}
         datamodule = getattr(runner, "datamodule", None)
-        rungs = getattr(runner, "rungs", None)
-        if rungs is not None:  # search.scheduler: the driver's table, moved to an actor
-            if world > 1:
-                self._stop()
-                raise ConfigError("search.scheduler", (
-                    "stops children early in one process; with executor=ray a child "
-                    f"that trains on {world} DDP ranks cannot be stopped at a rung "
-                    "(set search.scheduler=none, or trainer.devices=1)"))
-            actor = ray.remote(RungTable).options(num_cpus=0).remote(rungs.plan)
-            ray.get(actor.load.remote(list(rungs.reports)))
-            rungs = actor
         # Into the object store once; workers read these, never a copy per child.
         self.handles = [
             ray.put(container),
             ray.put(datamodule) if datamodule is not None else None,
             int(threads),
             world,
-            rungs,
+            None,  # search.scheduler's rung table (share_rungs): a Ray actor
         ]
         self.task = ray.remote(_worker_run).options(
             num_cpus=num_cpus_task, num_gpus=num_gpus_task, max_retries=0
@@ -483,6 +472,18 @@ class RayExecutor(Executor):
         log.info("ray executor: %d children at once, %s CPU + %s GPU each%s (%s)",
                  max_concurrent, num_cpus_task, num_gpus_task,
                  f", {world} DDP ranks" if world > 1 else "", address or "local Ray")
+
+    def share_rungs(self, table: RungTable) -> None:
+        """The driver's table of rung rewards, moved to one Ray actor every worker asks."""
+        world = self.handles[3]  # processes per child: its DDP ranks
+        if world > 1:
+            raise ConfigError("search.scheduler", (
+                "stops children early in one process; with executor=ray a child "
+                f"that trains on {world} DDP ranks cannot be stopped at a rung "
+                "(set search.scheduler=none, or trainer.devices=1)"))
+        actor = self.ray.remote(RungTable).options(num_cpus=0).remote(table.plan)
+        self.ray.get(actor.load.remote(list(table.reports)))
+        self.handles[4] = actor
 
     def submit(self, trial: Trial) -> None:
         self.queue.append(trial)

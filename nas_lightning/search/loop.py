@@ -180,7 +180,7 @@ def _run_search(cfg: DictConfig, folder: RunFolder, strategy: Strategy | None,
     if lightning:
         runner.rank_errors = True
     strategy = _prefilter(cfg, strategy, runner)
-    plan = _rungs(cfg, runner, reward_fn, folder.records)
+    plan, table = _rungs(cfg, runner, reward_fn, folder.records)
     executor: Executor = build_partial(
         cfg.get("executor") or {"_target_": "nas_lightning.execution.local.LocalExecutor",
                                  "_partial_": True},
@@ -188,6 +188,8 @@ def _run_search(cfg: DictConfig, folder: RunFolder, strategy: Strategy | None,
     )
     try:
         mode, batch_size = search_mode(cfg, executor)
+        if table is not None:
+            executor.share_rungs(table)
     except ConfigError:
         executor.shutdown()
         raise
@@ -302,29 +304,25 @@ def _prefilter(cfg: DictConfig, strategy: Strategy, runner: Any) -> Strategy:
     return Prefilter(strategy, zero_cost_scorer(runner, proxy, seed=int(cfg.seed)), k)
 
 
-def _max_seconds(minutes: Any) -> float | None:
-    """``search.max_minutes`` in seconds (None: no time limit)."""
-    if minutes is None:
-        return None
-    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not minutes > 0:
-        raise ConfigError("search.max_minutes", f"must be a number > 0 or null, got {minutes!r}")
-    return float(minutes) * 60.0
+def _max_seconds(minutes: float | None) -> float | None:
+    """``search.max_minutes`` (checked by ``check_search_config``) in seconds."""
+    return None if minutes is None else float(minutes) * 60.0
 
 
 def _rungs(cfg: DictConfig, runner: Any, reward_fn: Callable[[ChildMetrics], float],
-           records: list[dict[str, Any]]) -> RungPlan | None:
+           records: list[dict[str, Any]]) -> tuple[RungPlan | None, RungTable | None]:
     """``search.scheduler``: the runner's children report to a table of rung rewards,
-    rebuilt from the records on resume (None: no scheduler)."""
+    rebuilt from the records on resume (None, None: no scheduler)."""
     plan = rung_plan(cfg.search, int(cfg.child.epochs))
     if plan is None:
-        return None
+        return None, None
     if not isinstance(runner, LightningEvaluator):
         raise ConfigError("search.scheduler", "stops children of the Lightning runner early; "
                           f"{type(runner).__name__} trains none (set search.scheduler=none)")
     table = RungTable(plan)
     table.restore(records, reward_fn)
     runner.rungs, runner.rung_score = table, reward_fn
-    return plan
+    return plan, table
 
 
 def zero_cost_scorer(runner: LightningEvaluator, proxy: str, seed: int = 0,

@@ -58,16 +58,16 @@ def search_curve_figure(
     rewards = [_number(r.get("reward")) if good else None for r, good in zip(records, ok,
                                                                                strict=True)]
     rungs = any(r.get("rung") is not None for r in records)  # search.scheduler
+    top_rung = max((r.get("rung") or 0 for r in records), default=0)
     ax.scatter([x for x, v in zip(xs, rewards, strict=True) if v is not None],
                [v for v in rewards if v is not None], s=16, c="tab:blue", zorder=3,
                label="reward at the first rung" if rungs else "reward")
     accs = [_number(r.get("val_acc")) if good else None for r, good in zip(records, ok,
                                                                            strict=True)]
     if rungs:  # where each child stopped, the top rung's children filled
-        top = max((r.get("rung") or 0 for r in records), default=0)
         for reached, style in ((True, "tab:green"), (False, "none")):
             pts = [(x, a) for x, a, r in zip(xs, accs, records, strict=True)
-                   if a is not None and (r.get("rung") == top) == reached]
+                   if a is not None and (r.get("rung") == top_rung) == reached]
             if pts:
                 ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=18, facecolors=style,
                            edgecolors="tab:green", zorder=3,
@@ -79,7 +79,6 @@ def search_curve_figure(
                    edgecolors="tab:green", zorder=3, label="validation accuracy")
     chosen = rewards  # what the search picks its best from
     if rungs:  # the top rung's rewards
-        top_rung = max((r.get("rung") or 0 for r in records), default=0)
         chosen = [_number(r.get("final_reward")) if good and r.get("rung") == top_rung else None
                   for r, good in zip(records, ok, strict=True)]
     best = running_best(chosen)

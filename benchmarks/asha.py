@@ -21,7 +21,8 @@ Usage (from the repository root)::
     python benchmarks/asha.py --minutes 8 --seeds 0 1 2 --ray-seeds 0 \\
         --out benchmarks/results/asha
 
-Extra search overrides go after ``--set`` (``--set child.epochs=9 strategy=random``).
+Extra search overrides go after ``--set`` (``--set child.epochs=9 strategy=random``);
+``--settings asha asha_ray`` runs only those two (Ray against local ASHA).
 Writes ``<out>.json`` and ``<out>.md``.
 """
 
@@ -123,12 +124,16 @@ def main() -> None:
                         help="seeds also run as asha_ray")
     parser.add_argument("--set", nargs="*", default=["child.epochs=9"],
                         help="search overrides shared by every run")
+    parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS),
+                        default=["plain", "asha"],
+                        help="settings run for every seed (asha_ray also for --ray-seeds)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/asha")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            names = ["plain", "asha"] + (["asha_ray"] if seed in args.ray_seeds else [])
+            names = [n for n in ("plain", "asha", "asha_ray") if n in args.settings
+                     or (n == "asha_ray" and seed in args.ray_seeds)]
             for name in names:
                 row = run_one(name, seed, args.minutes, list(args.set), Path(tmp))
                 print(json.dumps(row), flush=True)

@@ -1,0 +1,87 @@
+"""benchmarks/end_to_end.py: the verdict arithmetic, and a tiny comparison in two lanes."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from conftest import ROOT, TINY
+
+sys.path.insert(0, str(ROOT / "benchmarks"))  # spawned lanes import the script by name
+
+import end_to_end as e2e  # noqa: E402
+
+RANDOM = ["random_0", "random_1", "random_2"]
+
+
+def _final(cell: str, acc: float, seed: int = 0) -> dict:
+    return {"job": "final", "cell": cell, "seed": seed, "status": "ok", "test_acc": acc}
+
+
+def _search(method: str, seed: int) -> dict:
+    return {"job": "search", "method": method, "seed": seed, "status": "ok", "children": 5,
+            "epochs_trained": 9, "best_reward": 0.7, "best_final_reward": None}
+
+
+def test_picks_are_compared_with_the_random_median_and_one_cells_spread() -> None:
+    args = e2e.parse_args(["--seeds", "0", "1", "--random", "3", "--spread-seeds", "3"])
+    records = [
+        _final("random_0", 0.80), _final("random_0", 0.82, seed=1),
+        _final("random_0", 0.81, seed=2),                          # mean 0.81, range 0.02
+        _final("random_1", 0.85), _final("random_2", 0.90),        # median: 0.85
+        _search("asha", 0), _search("asha", 1),
+        _final("pick_asha_0", 0.88), _final("pick_asha_1", 0.86),   # +0.03, +0.01
+        _search("random", 0), _final("pick_random_0", 0.84),        # -0.01; seed 1 missing
+    ]
+    summary = e2e.summarize(records, args, RANDOM)
+    assert summary["random_median"] == pytest.approx(0.85)
+    assert summary["random_cells"]["random_0"] == pytest.approx(0.81)
+    assert "pick_asha_0" not in summary["random_cells"]
+    assert summary["spread"]["range"] == pytest.approx(0.02)
+    asha = summary["methods"]["asha"]
+    assert [r["margin"] for r in asha["rows"]] == pytest.approx([0.03, 0.01])
+    assert asha["beats_median"] == 2 and asha["beats_by_spread"] == 1
+    assert [r["random_beaten"] for r in asha["rows"]] == [2, 2]
+    assert asha["rows"][0]["search_reward"] == 0.7  # no rungs: the reward itself
+    rand = summary["methods"]["random"]
+    assert rand["beats_median"] == 0 and rand["rows"][1]["status"] == "missing"
+    assert rand["rows"][1]["test_acc"] is None
+    assert summary["methods"]["default"]["mean_test_acc"] is None
+    table = e2e.markdown({"settings": e2e.settings(args), "summary": summary, "command": "c",
+                          "machine": "m", "lanes": 2, "loadavg_before": [0.0],
+                          "loadavg_after": [0.0], "date": "d", "wall_seconds": 60})
+    assert "| asha | 0 | 5 | 9 | 0.7000 | 0.8800 | +0.0300 | 2/3 |" in table
+    assert "| asha | 0.8700 | +0.0200 | 2/2 | 1/2 |" in table
+
+
+def test_bad_arguments_are_refused() -> None:
+    for argv in (["--search-minutes", "0"], ["--lanes", "0"], ["--random", "0"]):
+        with pytest.raises(SystemExit):
+            e2e.parse_args(argv)
+
+
+@pytest.mark.slow
+def test_tiny_comparison_in_two_lanes_and_rerun_skips_done_jobs(tmp_path) -> None:
+    args = ["--search-minutes", "0.02", "--final-minutes", "0.01", "--seeds", "0",
+            "--random", "1", "--spread-seeds", "2", "--dataset", "embedded",
+            "--train-subset", "64", "--val-size", "64",
+            "--set", *[o for o in TINY if not o.startswith(("logger=", "search.num_children="))],
+            "search.reuse_limit=2",
+            "--final-set", "model.filters=4", "trainer.limit_test_batches=1",
+            "--out", str(tmp_path / "e2e"), "--runs-dir", str(tmp_path / "runs")]
+    result = e2e.main(args)
+    jobs = result["jobs"]
+    assert {(j["job"], j.get("method", j.get("cell"))) for j in jobs} == {
+        ("search", "default"), ("search", "asha"), ("search", "random"),
+        ("final", "pick_default_0"), ("final", "pick_asha_0"), ("final", "pick_random_0"),
+        ("final", "random_0")}
+    assert all(j["status"] == "ok" for j in jobs), jobs
+    assert len(result["summary"]["spread"]["test_accs"]) == 2  # random_0 at seeds 0 and 1
+    saved = json.loads((tmp_path / "e2e.json").read_text())
+    assert saved["summary"]["random_median"] == result["summary"]["random_median"]
+    assert "| random | 0 |" in (tmp_path / "e2e.md").read_text()
+    lines = (tmp_path / "e2e.runs.jsonl").read_text().splitlines()
+    # A rerun with the same settings runs nothing again.
+    e2e.main(args)
+    assert len((tmp_path / "e2e.runs.jsonl").read_text().splitlines()) == len(lines)

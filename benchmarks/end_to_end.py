@@ -34,8 +34,6 @@ import concurrent.futures as futures
 import json
 import multiprocessing
 import os
-import platform
-import shlex
 import statistics
 import subprocess
 import sys
@@ -232,17 +230,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _load(path: Path, key: dict[str, Any]) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    found = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by an interruption
-        if record.get("settings") == key and record.get("status") == "ok":
-            found.append(record)
-    return found
+    """The finished jobs recorded with these settings (failed ones run again)."""
+    return [r for r in transfer_compare._load_runs(path, key) if r.get("status") == "ok"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -359,17 +348,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "summary": summarize(records, args, [name for name, _ in random_cells]),
         "jobs": records,
         "lanes": args.lanes,
-        "command": "python benchmarks/end_to_end.py "
-        + shlex.join(sys.argv[1:] if argv is None else argv),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-        "loadavg_before": [round(x, 2) for x in load_before],
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-        "wall_seconds": round(time.perf_counter() - start, 1),
-        "date": stamp,
+        **transfer_compare.run_meta("end_to_end.py", argv, load_before, start, stamp),
     }
+    table = markdown(result)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    out.with_suffix(".md").write_text(table)
+    print(table)
     return result
 
 

@@ -248,6 +248,20 @@ def _load_runs(path: Path, key: dict[str, Any]) -> list[dict[str, Any]]:
     return runs
 
 
+def run_meta(script: str, argv: list[str] | None, load_before: tuple[float, ...],
+             start: float, stamp: str) -> dict[str, Any]:
+    """What a comparison's result says of how it ran: command, machine, load, time."""
+    return {
+        "command": f"python benchmarks/{script} "
+        + shlex.join(sys.argv[1:] if argv is None else argv),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "date": stamp,
+    }
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="fit budget of each run")
@@ -320,13 +334,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seeds": args.seeds,
         "summary": summarize(records, roles),
         "runs": records,
-        "command": "python benchmarks/transfer_compare.py "
-        + shlex.join(sys.argv[1:] if argv is None else argv),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-        "loadavg_before": [round(x, 2) for x in load_before],
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-        "wall_seconds": round(time.perf_counter() - start, 1),
-        "date": stamp,
+        **run_meta("transfer_compare.py", argv, load_before, start, stamp),
     }
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(markdown(result))

@@ -101,6 +101,52 @@ def test_a_check_of_a_seed_free_proxy_finds_no_noise_and_resumes(tmp_path):
         check_proxy(proxy, longer, out, archs=8, seeds=3, runner_factory=factory)
 
 
+def test_a_reference_check_lends_its_longer_trainings(tmp_path):
+    """A candidate proxy is checked against an earlier check's longer trainings."""
+    proxy, longer = _table_cfgs(tmp_path)
+    first = check_proxy(proxy, longer, tmp_path / "a", archs=5, seeds=2)
+    candidate, _ = _table_cfgs(tmp_path, "child.batch_size=32")
+    same_longer = compose_config("search", [f"run_dir={tmp_path / 'children'}", *TINY, *TABLE,
+                                            "child.epochs=4"])
+    built = []
+
+    def factory(cfg):
+        built.append(int(cfg.child.epochs))
+        return make_runner(cfg)
+
+    second = check_proxy(candidate, same_longer, tmp_path / "b", archs=5, seeds=2,
+                         runner_factory=factory, reference=tmp_path / "a")
+    assert built == [1]  # only the candidate proxy trained
+    assert [r["longer"] for r in second.rows] == [r["longer"] for r in first.rows]
+    assert second.settings["proxy"]["batch_size"] == 32
+    lines = (tmp_path / "b" / "trainings.jsonl").read_text().splitlines()
+    assert len(lines) == 1 + 5 * 3  # the folder holds the longer trainings it used
+    built.clear()  # and resumes without the reference
+    check_proxy(candidate, same_longer, tmp_path / "b", archs=5, seeds=2,
+                runner_factory=factory)
+    assert built == []
+
+    other_longer = compose_config("search", [f"run_dir={tmp_path / 'children'}", *TINY, *TABLE,
+                                             "child.epochs=3"])
+    with pytest.raises(ConfigError, match=r"reference: .*\(differs in longer\)"):
+        check_proxy(candidate, other_longer, tmp_path / "c", archs=5, seeds=2,
+                    reference=tmp_path / "a")
+    with pytest.raises(ConfigError, match="differs in archs"):
+        check_proxy(candidate, same_longer, tmp_path / "d", archs=4, seeds=2,
+                    reference=tmp_path / "a")
+    with pytest.raises(ConfigError, match="holds no trainings.jsonl"):
+        check_proxy(candidate, same_longer, tmp_path / "e", archs=5, seeds=2,
+                    reference=tmp_path / "nothing")
+
+
+def test_a_check_of_another_model_is_another_check(tmp_path):
+    proxy, longer = _table_cfgs(tmp_path)
+    check_proxy(proxy, longer, tmp_path / "a", archs=3, seeds=1)
+    wider, wider_longer = _table_cfgs(tmp_path, "model.filters=8")
+    with pytest.raises(ConfigError, match="holds a different check"):
+        check_proxy(wider, wider_longer, tmp_path / "a", archs=3, seeds=1)
+
+
 def test_a_torn_last_line_is_trained_again(tmp_path):
     proxy, longer = _table_cfgs(tmp_path)
     out = tmp_path / "check"

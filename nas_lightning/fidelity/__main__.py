@@ -3,6 +3,8 @@
     python -m nas_lightning.fidelity                          # the default search's proxy
     python -m nas_lightning.fidelity --archs 16 --seeds 2 child.epochs=2
     python -m nas_lightning.fidelity experiment=nas_rl --longer child.epochs=8
+    python -m nas_lightning.fidelity model.filters=8 child.epochs=2 \
+        --longer model.filters=16 --longer child.epochs=4 --reference runs/fidelity/<earlier>
 
 Positional arguments are overrides of the search config, as ``search.py``
 takes them: the proxy checked is that search's child recipe. ``--longer``
@@ -50,6 +52,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="the reference recipe's overrides (default: 4x child.epochs)")
     parser.add_argument("--seed", type=int, default=0, help="draws the architectures (0)")
     parser.add_argument("--out", default=None, help="the check's folder")
+    parser.add_argument("--reference", default=None, metavar="DIR",
+                        help="an earlier check of the same architectures and longer recipe: "
+                             "its longer trainings are reused (compare candidate proxies)")
     return parser.parse_intermixed_args(argv)  # overrides before, between or after options
 
 
@@ -65,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     longer = args.longer or [f"child.epochs={4 * int(proxy_cfg.child.epochs)}"]
     longer_cfg = _compose([*base, *longer])
     report = check_proxy(proxy_cfg, longer_cfg, out, archs=args.archs, seeds=args.seeds,
-                         seed=args.seed)
+                         seed=args.seed, reference=args.reference)
     files = write_report(report, out)
     for line in summary_lines(report):
         print(line)

@@ -125,6 +125,54 @@ def _read_trainings(path: Path, settings: dict[str, Any]) -> dict[tuple, dict[st
     return done
 
 
+def _container(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if node is not None else None
+
+
+# what must agree for an earlier check's longer trainings to stand for this check's
+_REFERENCE_KEYS = ("archs", "seed", "space", "longer")
+
+
+def _reference_view(settings: dict[str, Any]) -> dict[str, Any]:
+    view = {key: settings.get(key) for key in _REFERENCE_KEYS}
+    view["model"] = (settings.get("model") or {}).get("longer")
+    view["dataset"] = (settings.get("dataset") or {}).get("longer")
+    return view
+
+
+def _take_reference(folder: Path, settings: dict[str, Any], path: Path,
+                    done: dict[tuple, dict[str, Any]], base_seed: int) -> None:
+    """Copy the longer trainings of the check in ``folder`` into this check's file."""
+    source = folder / TRAININGS
+    if not source.is_file():
+        raise ConfigError("reference", f"{folder} holds no {TRAININGS}")
+    lines = source.read_text().splitlines()
+    try:
+        theirs = json.loads(lines[0]).get("settings", {}) if lines else {}
+    except ValueError:
+        theirs = {}
+    mine = _reference_view(settings)
+    other = _reference_view(theirs)
+    differ = sorted(k for k in mine if mine[k] != other[k])
+    if differ:
+        raise ConfigError("reference", f"{folder} is a check of other architectures or another "
+                          f"longer recipe (differs in {', '.join(differ)})")
+    taken = []
+    for line in lines[1:]:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        key = (tuple(row["actions"]), row["recipe"], row["seed"])
+        if row["recipe"] == "longer" and row["seed"] == base_seed and key not in done:
+            done[key] = row
+            taken.append(line)
+    if taken:
+        with open(path, "a") as f:
+            f.write("\n".join(taken) + "\n")
+        log.info("took %d longer trainings from %s", len(taken), folder)
+
+
 def check_proxy(
     proxy_cfg: DictConfig,
     longer_cfg: DictConfig,
@@ -133,6 +181,7 @@ def check_proxy(
     seeds: int = 2,
     seed: int = 0,
     runner_factory: Callable[[DictConfig], Runner] = make_runner,
+    reference: str | Path | None = None,
 ) -> FidelityReport:
     """Train ``archs`` random architectures as the proxy (``seeds`` seeds) and longer (once).
 
@@ -144,6 +193,9 @@ def check_proxy(
         seeds: proxy seeds per architecture (2 or more measure the noise floor).
         seed: the seed that draws the architectures.
         runner_factory: builds the child runner of a config (the search's own).
+        reference: the folder of an earlier check of the same architectures with the
+            same longer recipe: its longer trainings are taken, not trained again
+            (candidate proxies compared against one reference).
     """
     quiet_lightning()
     if archs < 3:
@@ -156,17 +208,21 @@ def check_proxy(
     chosen = sample_architectures(space, archs, seed)
     if len(chosen) < 3:
         raise ConfigError("search_space", f"holds {len(chosen)} architecture(s): nothing to rank")
-    child = OmegaConf.to_container(proxy_cfg.child, resolve=True)
-    longer_child = OmegaConf.to_container(longer_cfg.child, resolve=True)
-    settings = {"archs": len(chosen), "seeds": seeds, "seed": seed, "proxy": child,
-                "longer": longer_child,
-                "space": OmegaConf.to_container(proxy_cfg.search_space, resolve=True)}
+    settings = {"archs": len(chosen), "seeds": seeds, "seed": seed,
+                "proxy": _container(proxy_cfg.child), "longer": _container(longer_cfg.child),
+                "space": _container(proxy_cfg.search_space),
+                "model": {"proxy": _container(proxy_cfg.get("model")),
+                          "longer": _container(longer_cfg.get("model"))},
+                "dataset": {"proxy": _container(proxy_cfg.get("dataset")),
+                            "longer": _container(longer_cfg.get("dataset"))}}
     path = out / TRAININGS
     done = _read_trainings(path, settings)
     if not path.is_file():
         path.write_text(json.dumps({"settings": settings}) + "\n")
-    runners: dict[str, Runner] = {}
     base_seed = int(proxy_cfg.seed)
+    if reference is not None:
+        _take_reference(Path(reference), settings, path, done, base_seed)
+    runners: dict[str, Runner] = {}
     trainings = [("proxy", base_seed + k) for k in range(seeds)] + [("longer", base_seed)]
     # architecture by architecture: a partial check has whole rows
     plan = [(i, p, recipe, s) for i, p in enumerate(chosen) for recipe, s in trainings]

@@ -23,7 +23,11 @@ Usage (from the repository root)::
 
 Extra search overrides go after ``--set`` (``--set child.epochs=9 strategy=random``);
 ``--settings asha asha_ray`` runs only those two (Ray against local ASHA).
-Writes ``<out>.json`` and ``<out>.md``.
+``--combine A.json B.json ...`` runs nothing: it pools the rows of earlier runs
+(the first row of a setting and seed is kept) and adds, over the seeds, the
+mean ratio of architectures per second and the mean difference of the best
+validation accuracy at the top rung with a 95% bootstrap interval (pairs of
+one seed resampled). Writes ``<out>.json`` and ``<out>.md``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nas_lightning.core.ranks import bootstrap_interval  # noqa: E402
 from nas_lightning.core.records import read_children  # noqa: E402
 
 SETTINGS = {
@@ -116,7 +121,69 @@ def table(rows: list[dict[str, Any]], minutes: float, common: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def _mean_difference(a: list[float], b: list[float]) -> float:
+    return sum(x - y for x, y in zip(a, b, strict=True)) / len(a)
+
+
+def pooled(rows: list[dict[str, Any]], setting: str = "asha",
+           base: str = "plain") -> dict[str, Any]:
+    """``setting`` against ``base`` over the seeds that ran both.
+
+    Returns the seeds, the ratio of architectures per second per seed and its mean,
+    the difference of the best validation accuracy at the top rung per seed, its mean
+    with a 95% bootstrap interval, and the seeds where ``setting`` was at least as high.
+    """
+    by = {(r["setting"], r["seed"]): r for r in rows}
+    seeds = sorted(s for (name, s) in by if name == setting and (base, s) in by
+                   and by[(setting, s)]["best_top_val_acc"] is not None
+                   and by[(base, s)]["best_top_val_acc"] is not None)
+    ratios = [_rate(by[(setting, s)], "architectures") / _rate(by[(base, s)], "architectures")
+              for s in seeds]
+    mine = [by[(setting, s)]["best_top_val_acc"] for s in seeds]
+    theirs = [by[(base, s)]["best_top_val_acc"] for s in seeds]
+    diffs = [a - b for a, b in zip(mine, theirs, strict=True)]
+    lo, hi = (bootstrap_interval(mine, theirs, _mean_difference, samples=10000)
+              if len(seeds) >= 3 else (float("nan"), float("nan")))
+    return {"setting": setting, "base": base, "seeds": seeds, "architecture_ratios": ratios,
+            "mean_architecture_ratio": sum(ratios) / len(ratios) if ratios else float("nan"),
+            "differences": diffs,
+            "mean_difference": sum(diffs) / len(diffs) if diffs else float("nan"),
+            "difference_95": [lo, hi], "at_least_as_high": sum(d >= 0 for d in diffs)}
+
+
+def pooled_lines(p: dict[str, Any]) -> list[str]:
+    n = len(p["seeds"])
+    if not n:
+        return [f"No seed ran both {p['setting']} and {p['base']}."]
+    lo, hi = p["difference_95"]
+    return [
+        f"Over {n} seeds ({', '.join(map(str, p['seeds']))}), {p['setting']} against "
+        f"{p['base']}: {p['mean_architecture_ratio']:.2f}x the architectures per second "
+        f"(per seed: {', '.join(f'{r:.2f}' for r in p['architecture_ratios'])}); best "
+        f"val_acc at the top rung {p['mean_difference']:+.4f} on average, 95% bootstrap "
+        f"interval [{lo:+.4f}, {hi:+.4f}]; at least as high in {p['at_least_as_high']} of {n}.",
+    ]
+
+
+def combine(files: list[Path]) -> tuple[list[dict[str, Any]], float, list[str]]:
+    """The rows of earlier runs (the first row of a setting and seed is kept), their
+    budget in minutes and their overrides, which must be the same in every file."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    budgets = set()
+    for path in files:
+        data = json.loads(Path(path).read_text())
+        budgets.add((data["meta"]["minutes"], tuple(data["meta"]["overrides"])))
+        for row in data["rows"]:
+            rows.setdefault((row["setting"], row["seed"]), row)
+    if len(budgets) != 1:
+        raise SystemExit(f"error: --combine: the files ran different budgets or overrides: "
+                         f"{sorted(budgets)}")
+    minutes, overrides = budgets.pop()
+    order = sorted(rows.values(), key=lambda r: (r["seed"], list(SETTINGS).index(r["setting"])))
+    return order, minutes, list(overrides)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=8.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -128,7 +195,20 @@ def main() -> None:
                         default=["plain", "asha"],
                         help="settings run for every seed (asha_ray also for --ray-seeds)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/asha")
-    args = parser.parse_args()
+    parser.add_argument("--combine", type=Path, nargs="+", default=None, metavar="JSON",
+                        help="pool the rows of earlier runs (runs nothing)")
+    args = parser.parse_args(argv)
+    if args.combine:
+        rows, minutes, overrides = combine(args.combine)
+        summary = pooled(rows)
+        text = table(rows, minutes, overrides) + "\n" + "\n".join(pooled_lines(summary)) + "\n"
+        meta = {"combined": [str(f) for f in args.combine], "command": " ".join(sys.argv)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(
+            json.dumps({"meta": meta, "rows": rows, "pooled": summary}, indent=2))
+        args.out.with_suffix(".md").write_text(text)
+        print(text)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:

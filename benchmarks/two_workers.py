@@ -51,7 +51,7 @@ _WORKER: dict[str, Any] = {}
 
 def _init_worker(overrides: list[str], run_dir: str, barrier: Any) -> None:
     os.environ.setdefault("WANDB_MODE", "offline")
-    _WORKER["bench"] = Bench(overrides, Path(run_dir))
+    _WORKER["bench"] = Bench(overrides, Path(run_dir) / f"worker_{os.getpid()}")
     _WORKER["barrier"] = barrier
 
 
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     bench = Bench(overrides, run_dir / "single")
     rows: list[dict[str, Any]] = []
     with ProcessPoolExecutor(2, mp_context=ctx, initializer=_init_worker,
-                             initargs=(overrides, str(run_dir / "pair"), barrier)) as pool:
+                             initargs=(overrides, str(run_dir), barrier)) as pool:
         warm = [pool.submit(_worker_child, True) for _ in range(2)]
         pids = {f.result()["pid"] for f in warm}
         bench.child(threads)  # warm-up, untimed

@@ -154,11 +154,15 @@ def test_scheduler_needs_a_runner_that_trains(tmp_path):
         run_search(table_cfg(tmp_path / "t", "child.epochs=3", "search.scheduler=asha"))
 
 
-def test_max_minutes_stops_asking_and_the_children_in_flight_finish(tmp_path):
+def test_max_minutes_stops_asking_and_the_children_in_flight_finish(tmp_path, monkeypatch):
     from conftest import table_cfg
 
+    from nas_lightning.execution import engine
+
+    ticks = iter(range(0, 10_000, 10))  # a clock that moves 10 s each time it is read
+    monkeypatch.setattr(engine, "clock", lambda: float(next(ticks)))
     result = run_search(table_cfg(tmp_path / "t", "search.num_children=50",
-                                  "search.max_minutes=0.0005", "runner.seconds=0.02"))
+                                  "search.max_minutes=0.5", "runner.seconds=0.01"))
     assert 1 <= len(result.records) < 50 and result.summary["stopped"] == "time"
     assert all(r["status"] == "ok" for r in result.records)
     with pytest.raises(ConfigError, match="search.max_minutes"):

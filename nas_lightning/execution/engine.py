@@ -45,6 +45,8 @@ from nas_lightning.spaces.base import SearchSpace
 from nas_lightning.strategies.base import Proposal, Strategy
 
 log = logging.getLogger("nas_lightning.search")
+# the clock of ``search.max_minutes`` (tests replace it with one they step)
+clock: Callable[[], float] = time.monotonic
 
 
 class Engine:
@@ -105,7 +107,7 @@ class Engine:
         self.stopped: str | None = None  # why the search stopped asking before its budget
         self._architectures: dict[int, frozenset | None] = {}  # the space's, by live decisions
         # search.max_minutes: no child is asked after this (this process's clock)
-        self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self.deadline = None if max_seconds is None else clock() + max_seconds
 
     # -- resume -----------------------------------------------------------------
     def restore(self, records: list[dict[str, Any]], state: dict[str, Any] | None) -> None:
@@ -277,7 +279,7 @@ class Engine:
 
     def _out_of_time(self) -> bool:
         """Stop asking (and say so, once) once the search's time is up."""
-        if self.deadline is None or time.monotonic() < self.deadline:
+        if self.deadline is None or clock() < self.deadline:
             return False
         self.stopped = "time"
         log.info("the search's time is up: no more children after %d (those in flight "

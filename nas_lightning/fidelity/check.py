@@ -105,16 +105,13 @@ def _pair_stats(x: list[float], y: list[float]) -> dict[str, Any]:
             "n": len(x)}
 
 
-def _read_trainings(path: Path, settings: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
-    if not path.is_file():
-        return {}
+def _read_file(path: Path) -> tuple[dict[str, Any], dict[tuple, dict[str, Any]]]:
+    """A check's settings and its trainings by (actions, recipe, seed)."""
     lines = path.read_text().splitlines()
     try:
         header = json.loads(lines[0]) if lines else {}
     except ValueError:
         header = {}
-    if header.get("settings") != settings:
-        raise ConfigError("out", f"{path.parent} holds a different check; choose another --out")
     done = {}
     for line in lines[1:]:
         try:
@@ -122,6 +119,15 @@ def _read_trainings(path: Path, settings: dict[str, Any]) -> dict[tuple, dict[st
         except ValueError:
             continue  # a line cut short by a kill: trained again
         done[(tuple(row["actions"]), row["recipe"], row["seed"])] = row
+    return header.get("settings", {}), done
+
+
+def _read_trainings(path: Path, settings: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
+    if not path.is_file():
+        return {}
+    theirs, done = _read_file(path)
+    if theirs != settings:
+        raise ConfigError("out", f"{path.parent} holds a different check; choose another --out")
     return done
 
 
@@ -146,11 +152,7 @@ def _take_reference(folder: Path, settings: dict[str, Any], path: Path,
     source = folder / TRAININGS
     if not source.is_file():
         raise ConfigError("reference", f"{folder} holds no {TRAININGS}")
-    lines = source.read_text().splitlines()
-    try:
-        theirs = json.loads(lines[0]).get("settings", {}) if lines else {}
-    except ValueError:
-        theirs = {}
+    theirs, rows = _read_file(source)
     mine = _reference_view(settings)
     other = _reference_view(theirs)
     differ = sorted(k for k in mine if mine[k] != other[k])
@@ -158,15 +160,10 @@ def _take_reference(folder: Path, settings: dict[str, Any], path: Path,
         raise ConfigError("reference", f"{folder} is a check of other architectures or another "
                           f"longer recipe (differs in {', '.join(differ)})")
     taken = []
-    for line in lines[1:]:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        key = (tuple(row["actions"]), row["recipe"], row["seed"])
+    for key, row in rows.items():
         if row["recipe"] == "longer" and row["seed"] == base_seed and key not in done:
             done[key] = row
-            taken.append(line)
+            taken.append(json.dumps(row))
     if taken:
         with open(path, "a") as f:
             f.write("\n".join(taken) + "\n")

@@ -14,7 +14,7 @@ from PIL import Image
 from nas_lightning.data.imagenet import IMAGENET_MEAN, IMAGENET_STD, ImageNet
 from nas_lightning.errors import ConfigError
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset" / "imagenet.yaml"
+CONF = Path(__file__).resolve().parents[2] / "conf" / "dataset" / "imagenet.yaml"
 CLASSES = ("n01", "n02", "n03")
 
 

@@ -1,18 +1,18 @@
 """The engine keeps seeded searches exact: ``executor=local`` reproduces the
-children recorded in ``tests/data/engine_golden.json`` (taken from the search
+children recorded in ``tests/fixtures/engine_golden.json`` (taken from the search
 loop as it was before the executors existed).
 
 Floating-point results of a child's training depend on the CPU's kernels
 (instruction sets, oneDNN/MKL dispatch), so an exact record holds for one
-kind of CPU. ``tests/data/engine_golden_cpus.json`` holds the same searches
+kind of CPU. ``tests/fixtures/engine_golden_cpus.json`` holds the same searches
 recorded on other kinds of CPU, keyed by :func:`cpu_fingerprint`, each
 written by an engine that reproduced ``engine_golden.json`` on the CPU of
 that file; a CPU found there is compared with its own record, any other
 with the original.
 
 Regenerate (only when a change of results is intended and explained):
-``python tests/test_engine_exact.py --write``; record the current CPU's
-children: ``python tests/test_engine_exact.py --write-cpu``.
+``python tests/execution/test_engine_exact.py --write``; record the current CPU's
+children: ``python tests/execution/test_engine_exact.py --write-cpu``.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # conftest, when run as a script
 from conftest import TINY, compose_config  # noqa: E402
 
 from nas_lightning.search.loop import run_search  # noqa: E402
 
-GOLDEN = Path(__file__).resolve().parent / "data" / "engine_golden.json"
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "engine_golden.json"
 GOLDEN_CPUS = GOLDEN.with_name("engine_golden_cpus.json")
 
 
@@ -143,4 +143,5 @@ if __name__ == "__main__":
     elif sys.argv[1:2] == ["--write-cpu"] and len(sys.argv) == 3:
         _write_cpu(sys.argv[2])
     else:
-        sys.exit('usage: python tests/test_engine_exact.py --write | --write-cpu "<note>"')
+        sys.exit("usage: python tests/execution/test_engine_exact.py"
+                 ' --write | --write-cpu "<note>"')

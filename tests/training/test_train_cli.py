@@ -12,7 +12,7 @@ import pytest
 from nas_lightning.genotypes import genotype_to_dict, load_genotype
 from nas_lightning.training.cli import model_group_for
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(

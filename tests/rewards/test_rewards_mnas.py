@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from nas_lightning.errors import ConfigError
 from nas_lightning.rewards import ChildMetrics, MnasReward
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "reward"
+CONF = Path(__file__).resolve().parents[2] / "conf" / "reward"
 
 
 def m(acc: float, lat: float | None) -> ChildMetrics:

@@ -4,7 +4,7 @@ A search interrupted after k children and resumed must train exactly the
 children of the uninterrupted search, in order, and end with the same best.
 The resume tests train 8-10 tiny children each, so they are marked slow; the
 strategy-level resume tests (no training) run by default in
-tests/test_strategies.py and tests/test_strategies_sanity.py.
+tests/strategies/test_strategies.py and tests/strategies/test_strategies_sanity.py.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from nas_lightning.training import run as run_module
 from nas_lightning.training import run_train
 from nas_lightning.training.callbacks import TimeBudget
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 TINY = [

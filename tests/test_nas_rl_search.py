@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import CONF
 from hydra import compose, initialize_config_dir
 
 from nas_lightning.core.builders import build, build_partial
 from nas_lightning.rewards import MaxRecentAccuracy
 from nas_lightning.search.loop import run_search
 from nas_lightning.spaces import NASRLSpace
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def _compose(tmp_path: Path, *overrides: str):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
@@ -14,7 +15,7 @@ from PIL import Image
 from nas_lightning.data.imagenet import IMAGENET_MEAN, IMAGENET_STD, ImageNet
 from nas_lightning.errors import ConfigError
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "dataset" / "imagenet.yaml"
+CONF = ROOT / "conf" / "dataset" / "imagenet.yaml"
 CLASSES = ("n01", "n02", "n03")
 
 

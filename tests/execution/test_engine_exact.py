@@ -24,11 +24,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # conftest, when run as a script
-from conftest import TINY, compose_config  # noqa: E402
+from conftest import ROOT, TINY, compose_config  # noqa: E402
 
 from nas_lightning.search.loop import run_search  # noqa: E402
 
-GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "engine_golden.json"
+GOLDEN = ROOT / "tests" / "fixtures" / "engine_golden.json"
 GOLDEN_CPUS = GOLDEN.with_name("engine_golden_cpus.json")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import CONF
 from torch import nn
 
 from nas_lightning.errors import ConfigError
@@ -373,7 +374,7 @@ def compose(preset, tmp_path, overrides=()):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    conf = Path(__file__).resolve().parents[2] / "conf"
+    conf = CONF
     with initialize_config_dir(str(conf), version_base="1.3"):
         return hydra_compose(overrides=[f"+latency={preset}", f"+run_dir={tmp_path}", *overrides])
 
@@ -419,7 +420,7 @@ def test_mnasnet_experiment_wires_probe_reward_and_strategy(tmp_path):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    conf = Path(__file__).resolve().parents[2] / "conf"
+    conf = CONF
     with initialize_config_dir(str(conf), version_base="1.3"):
         cfg = hydra_compose(
             "search",

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import ROOT
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from nas_lightning.errors import ConfigError
 from nas_lightning.rewards import ChildMetrics, MnasReward
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "reward"
+CONF = ROOT / "conf" / "reward"
 
 
 def m(acc: float, lat: float | None) -> ChildMetrics:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -16,7 +16,7 @@ from nas_lightning.genotypes.mobile import MobileGenotype, decode_block
 from nas_lightning.models import MobileNetwork
 from nas_lightning.spaces import MobileSpace
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "search_space"
+CONF = ROOT / "conf" / "search_space"
 SKELETON = [
     "ds_r1_k3_s1_e1_c16",
     "ir_r2_k3_s2_e6_c24",

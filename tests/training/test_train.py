@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 from hydra import compose, initialize_config_dir
 from pytorch_lightning.callbacks import Callback
 from torch.utils.flop_counter import FlopCounterMode
@@ -23,7 +24,6 @@ from nas_lightning.spaces.nasnet import NASNetSpace
 from nas_lightning.training import read_checkpoint_architecture, run_train
 from nas_lightning.training.run import build_network
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY_NASNET = ["model.filters=4", "model.cells_per_stage=1", "model.stem_stride=2"]
 TINY = [
     "dataset=embedded",

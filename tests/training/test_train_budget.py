@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from hydra import compose, initialize_config_dir
 from pytorch_lightning.callbacks import Callback
 
@@ -14,9 +15,6 @@ from nas_lightning.errors import ConfigError
 from nas_lightning.training import run as run_module
 from nas_lightning.training import run_train
 from nas_lightning.training.callbacks import TimeBudget
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 TINY = [
     "dataset=embedded",

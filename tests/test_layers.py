@@ -14,7 +14,6 @@ pytest.importorskip("importlinter.cli")
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 
-
 def _layers() -> list[str]:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     (contract,) = config["tool"]["importlinter"]["contracts"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import CONF
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
@@ -15,7 +15,7 @@ from PIL import Image
 from nas_lightning.data.imagenet import IMAGENET_MEAN, IMAGENET_STD, ImageNet
 from nas_lightning.errors import ConfigError
 
-CONF = ROOT / "conf" / "dataset" / "imagenet.yaml"
+IMAGENET_YAML = CONF / "dataset" / "imagenet.yaml"
 CLASSES = ("n01", "n02", "n03")
 
 
@@ -117,7 +117,7 @@ def test_errors(tmp_path, tree):
 
 
 def test_hydra_config(tree):
-    node = OmegaConf.load(CONF)
+    node = OmegaConf.load(IMAGENET_YAML)
     node.data_dir, node.num_workers, node.pin_memory = str(tree), 0, False
     node.resolution, node.val_size = 48, 3
     cfg = OmegaConf.create({"child": {"batch_size": 2, "train_subset": None}, "dataset": node})

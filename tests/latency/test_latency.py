@@ -374,8 +374,7 @@ def compose(preset, tmp_path, overrides=()):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    conf = CONF
-    with initialize_config_dir(str(conf), version_base="1.3"):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
         return hydra_compose(overrides=[f"+latency={preset}", f"+run_dir={tmp_path}", *overrides])
 
 
@@ -420,8 +419,7 @@ def test_mnasnet_experiment_wires_probe_reward_and_strategy(tmp_path):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    conf = CONF
-    with initialize_config_dir(str(conf), version_base="1.3"):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = hydra_compose(
             "search",
             overrides=[

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT
+from conftest import CONF
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from nas_lightning.errors import ConfigError
 from nas_lightning.rewards import ChildMetrics, MnasReward
 
-CONF = ROOT / "conf" / "reward"
+REWARD_CONF = CONF / "reward"
 
 
 def m(acc: float, lat: float | None) -> ChildMetrics:
@@ -65,7 +65,7 @@ def test_bad_arguments(kwargs, key):
     "name, alpha, beta", [("mnasnet_soft", -0.07, -0.07), ("mnasnet_hard", 0.0, -1.0)]
 )
 def test_presets(name, alpha, beta):
-    node = OmegaConf.load(CONF / f"{name}.yaml")
+    node = OmegaConf.load(REWARD_CONF / f"{name}.yaml")
     cfg = OmegaConf.create({"latency": {"target_ms": 40.0}, "reward": node})
     r = instantiate(cfg.reward)
     assert isinstance(r, MnasReward)

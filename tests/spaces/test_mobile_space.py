@@ -6,7 +6,7 @@ import random
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import CONF
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -16,7 +16,7 @@ from nas_lightning.genotypes.mobile import MobileGenotype, decode_block
 from nas_lightning.models import MobileNetwork
 from nas_lightning.spaces import MobileSpace
 
-CONF = ROOT / "conf" / "search_space"
+SPACE_CONF = CONF / "search_space"
 SKELETON = [
     "ds_r1_k3_s1_e1_c16",
     "ir_r2_k3_s2_e6_c24",
@@ -153,7 +153,7 @@ def test_children_build_and_train_on_fashion_mnist_sizes():
 
 @pytest.mark.parametrize("name", ["mnasnet", "mobilenetv3"])
 def test_config_files_instantiate(name):
-    path = CONF / f"{name}.yaml"
+    path = SPACE_CONF / f"{name}.yaml"
     assert path.read_text().startswith("# @package _global_")
     cfg = OmegaConf.load(path)
     space = instantiate(cfg.search_space)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import CONF, ROOT
 from hydra import compose, initialize_config_dir
 from pytorch_lightning.callbacks import Callback
 from torch.utils.flop_counter import FlopCounterMode
@@ -42,7 +42,7 @@ TINY = [
 
 def make_cfg(run_dir: Path, *overrides: str, tiny_nasnet: bool = True):
     tiny = [*TINY, *TINY_NASNET] if tiny_nasnet else TINY
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose("train", overrides=[*tiny, f"run_dir={run_dir}", *overrides])
 
 
@@ -333,7 +333,7 @@ def test_nasnet_a_6_at_768_for_cifar10(tmp_path) -> None:
 @pytest.mark.parametrize("name", sorted(named_genotypes()))
 def test_every_named_genotype_builds_through_its_kinds_model_config(tmp_path, name) -> None:
     kind = named_genotypes()[name].kind
-    assert (ROOT / "conf" / "model" / f"{kind}.yaml").is_file(), f"no conf/model/{kind}.yaml"
+    assert (CONF / "model" / f"{kind}.yaml").is_file(), f"no conf/model/{kind}.yaml"
     cfg = make_cfg(tmp_path, f"genotype={name}", f"model={kind}", tiny_nasnet=False)
     genotype, net, arch, _ = build_network(cfg)
     assert genotype == named_genotypes()[name]

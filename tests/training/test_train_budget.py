@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import CONF, ROOT
 from hydra import compose, initialize_config_dir
 from pytorch_lightning.callbacks import Callback
 
@@ -31,7 +31,7 @@ TINY = [
 
 
 def make_cfg(run_dir: Path, *overrides: str):
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose("train", overrides=[*TINY, f"run_dir={run_dir}", *overrides])
 
 

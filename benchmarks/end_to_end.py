@@ -14,16 +14,21 @@ trained with one final recipe (``recipe=fashion_mnist_93`` for
 (what ``python train.py`` runs); test accuracy of the best-validation
 checkpoint, the test set touched once per run. One cell (``--spread-cell``)
 is trained with ``--spread-seeds`` seeds: its spread is the noise of one
-final training. Every job (search or final training) runs in its own process
-with one torch thread, ``--lanes`` jobs at once, so that every job has the
-same share of the machine: run nothing else beside it.
+final training. Each pick is trained with ``--pick-seeds`` seeds and each
+random cell with ``--random-seeds`` (default 1 each), scored by the mean of its
+runs, so that a bad final run and a bad cell can be told apart; the noise of
+one final training is also pooled over every cell trained more than once.
+Every job (search or final training) runs in its own process with one torch
+thread, ``--lanes`` jobs at once, so that every job has the same share of the
+machine: run nothing else beside it.
 
     python benchmarks/end_to_end.py --search-minutes 6 --final-minutes 4 --seeds 0 1 2
     python benchmarks/end_to_end.py --search-minutes 0.3 --final-minutes 0.2 --seeds 0 \\
         --random 2 --spread-seeds 2 --train-subset 2000 --out /tmp/e2e    # a quick check
 
 Each finished job is appended to ``<out>.runs.jsonl`` at once; a rerun with the
-same settings skips the jobs already there (``--fresh`` starts over). Writes
+same settings skips the jobs already there (``--fresh`` starts over), so a
+rerun with a larger ``--pick-seeds`` or ``--random-seeds`` trains only the new seeds. Writes
 ``<out>.json`` and ``<out>.md``.
 """
 
@@ -131,13 +136,33 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
 def summarize(records: list[dict[str, Any]], args: argparse.Namespace,
               random_names: list[str]) -> dict[str, Any]:
     """Per method and seed: the pick's test accuracy against the random cells' median."""
-    finals: dict[str, list[float]] = {}
+    by_seed: dict[str, dict[int, float]] = {}
+    steps: dict[str, dict[int, int | None]] = {}
     for r in records:
         if r["job"] == "final" and r["status"] == "ok":
-            finals.setdefault(r["cell"], []).append(float(r["test_acc"]))
-    randoms = {c: statistics.fmean(finals[c]) for c in random_names if c in finals}
+            by_seed.setdefault(r["cell"], {})[int(r["seed"])] = float(r["test_acc"])
+            steps.setdefault(r["cell"], {})[int(r["seed"])] = r.get("steps")
+
+    def runs(cell: str, seeds: int) -> list[float]:
+        """The cell's test accuracies at seeds 0..seeds-1, in seed order."""
+        got = by_seed.get(cell, {})
+        return [got[k] for k in sorted(got) if k < seeds]
+
+    def seeds_of(cell: str) -> int:
+        if cell == args.spread_cell:
+            return max(args.random_seeds, args.spread_seeds)
+        return args.random_seeds if cell in random_names else args.pick_seeds
+
+    def run_steps(cell: str, seeds: int) -> list[int | None]:
+        got = steps.get(cell, {})
+        return [got[k] for k in sorted(got) if k < seeds]
+
+    randoms = {c: statistics.fmean(runs(c, seeds_of(c))) for c in random_names
+               if runs(c, seeds_of(c))}
+    random_runs = {c: {"test_accs": runs(c, seeds_of(c)), "steps": run_steps(c, seeds_of(c))}
+                   for c in randoms}
     median = statistics.median(randoms.values()) if randoms else None
-    spread_accs = finals.get(args.spread_cell, [])
+    spread_accs = runs(args.spread_cell, seeds_of(args.spread_cell))
     spread = {"cell": args.spread_cell, "test_accs": spread_accs,
               "std": statistics.stdev(spread_accs) if len(spread_accs) > 1 else None,
               "range": max(spread_accs) - min(spread_accs) if len(spread_accs) > 1 else None}
@@ -147,14 +172,17 @@ def summarize(records: list[dict[str, Any]], args: argparse.Namespace,
         rows = []
         for seed in args.seeds:
             s = searches.get((method, seed), {})
-            cell = pick_name(method, seed)
-            acc = finals.get(cell, [None])[0]
+            name = pick_name(method, seed)
+            accs = runs(name, args.pick_seeds)
+            acc = statistics.fmean(accs) if accs else None
             rows.append({
                 "seed": seed, "children": s.get("children"),
                 "epochs_trained": s.get("epochs_trained"),
                 "search_reward": s.get("best_final_reward") if s.get("best_final_reward")
                 is not None else s.get("best_reward"),
                 "test_acc": acc,
+                "test_accs": accs,
+                "steps": run_steps(name, args.pick_seeds),
                 "margin": None if acc is None or median is None else acc - median,
                 "random_beaten": None if acc is None else sum(m < acc for m in randoms.values()),
                 "status": s.get("status", "missing"),
@@ -170,8 +198,26 @@ def summarize(records: list[dict[str, Any]], args: argparse.Namespace,
             if any(r["test_acc"] is not None for r in rows) else None,
             "mean_margin": statistics.fmean(margins) if margins else None,
         }
-    return {"random_cells": randoms, "random_median": median, "spread": spread,
+    repeated = [runs(c, seeds_of(c)) for c in by_seed]
+    return {"random_cells": randoms, "random_runs": random_runs,
+            "random_median": median, "spread": spread,
+            "noise": pooled_noise([accs for accs in repeated if len(accs) > 1]),
+            "pick_seeds": args.pick_seeds, "random_seeds": args.random_seeds,
             "methods": methods}
+
+
+def pooled_noise(groups: list[list[float]]) -> dict[str, Any]:
+    """Seed-to-seed noise of one final training, pooled over every cell trained more than once.
+
+    The within-cell standard deviation (squared deviations from each cell's
+    own mean over the pooled degrees of freedom), so that differences between
+    cells do not count as noise.
+    """
+    dof = sum(len(g) - 1 for g in groups)
+    if dof < 1:
+        return {"cells": len(groups), "dof": 0, "std": None}
+    squares = sum((a - statistics.fmean(g)) ** 2 for g in groups for a in g)
+    return {"cells": len(groups), "dof": dof, "std": (squares / dof) ** 0.5}
 
 
 def _f(value: Any, fmt: str = ".4f", sign: bool = False) -> str:
@@ -180,9 +226,18 @@ def _f(value: Any, fmt: str = ".4f", sign: bool = False) -> str:
     return f"{value:+{fmt}}" if sign else f"{value:{fmt}}"
 
 
+def _runs(accs: list[float], steps: list[int | None]) -> str:
+    """A cell's final runs: test accuracy (training steps) per seed."""
+    if len(steps) != len(accs):
+        steps = [None] * len(accs)
+    runs = (_f(a) + ("" if n is None else f" ({n})") for a, n in zip(accs, steps, strict=True))
+    return ", ".join(runs) or "-"
+
+
 def markdown(result: dict[str, Any]) -> str:
     s, summary = result["settings"], result["summary"]
-    spread = summary["spread"]
+    spread, picks = summary["spread"], summary.get("pick_seeds", 1)
+    noise = summary.get("noise") or {"cells": 0, "dof": 0, "std": None}
     lines = [
         "# End to end: default search vs multi-fidelity search vs random search",
         "",
@@ -194,11 +249,16 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Random cells' median: {_f(summary['random_median'])}. Noise of one final training "
         f"({spread['cell']}, {len(spread['test_accs'])} seeds): std {_f(spread['std'])}, "
-        f"range {_f(spread['range'])}.",
+        f"range {_f(spread['range'])}. Pooled over every cell trained more than once "
+        f"({noise['cells']} cells, {noise['dof']} degrees of freedom): std "
+        f"{_f(noise['std'])}.",
+        "",
+        f"Each pick trained with {picks} seed{'s' if picks > 1 else ''}, each random cell with "
+        f"{summary.get('random_seeds', 1)}; a cell's test acc is the mean of its runs.",
         "",
         "| method | search seed | children | epochs trained | pick's search reward | "
-        "pick's test acc | - random median | random cells beaten |",
-        "|---|---|---|---|---|---|---|---|",
+        "pick's test acc | its runs (steps) | - random median | random cells beaten |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     n_random = len(summary["random_cells"])
     for method, m in summary["methods"].items():
@@ -208,6 +268,7 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {method} | {r['seed']} | {r['children'] if r['children'] is not None else '-'}"
                 f" | {r['epochs_trained'] if r['epochs_trained'] is not None else '-'} | "
                 f"{_f(r['search_reward'])} | {_f(r['test_acc'])} | "
+                f"{_runs(r.get('test_accs', []), r.get('steps', []))} | "
                 f"{_f(r['margin'], sign=True)} | {beaten} |")
     lines += ["", "| method | mean test acc | mean margin | seeds above the median | "
               "seeds above it by more than the range |", "|---|---|---|---|---|"]
@@ -216,8 +277,13 @@ def markdown(result: dict[str, Any]) -> str:
         by_spread = "-" if m["beats_by_spread"] is None else f"{m['beats_by_spread']}/{runs}"
         lines.append(f"| {method} | {_f(m['mean_test_acc'])} | {_f(m['mean_margin'], sign=True)} "
                      f"| {m['beats_median']}/{len(m['rows'])} | {by_spread} |")
-    lines += ["", "| random cell | test acc (mean over its runs) |", "|---|---|"]
-    lines += [f"| {c} | {a:.4f} |" for c, a in summary["random_cells"].items()]
+    lines += ["", "| random cell | test acc (mean over its runs) | its runs (steps) |",
+              "|---|---|---|"]
+    every = summary.get("random_runs", {})
+    for c, a in summary["random_cells"].items():
+        cell = every.get(c, {})
+        its = _runs(cell.get("test_accs", []), cell.get("steps", []))
+        lines.append(f"| {c} | {a:.4f} | {its} |")
     lines += [
         "",
         f"Command: `{result['command']}`  ",
@@ -244,6 +310,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--spread-cell", default="random_0",
                         help="the cell trained with several seeds")
     parser.add_argument("--spread-seeds", type=int, default=3)
+    parser.add_argument("--random-seeds", type=int, default=1,
+                        help="final trainings of each random cell (seeds 0..N-1), "
+                             "scored by their mean")
+    parser.add_argument("--pick-seeds", type=int, default=1,
+                        help="final trainings of each pick (seeds 0..N-1), scored by their mean")
     parser.add_argument("--lanes", type=int, default=2, help="jobs at once")
     parser.add_argument("--recipe", default="fashion_mnist_93")
     parser.add_argument("--dataset", default="fashion_mnist", help="final training's dataset")
@@ -261,8 +332,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not (args.search_minutes > 0 and args.final_minutes > 0):
         parser.error("--search-minutes and --final-minutes must be > 0")
-    if args.random < 1 or args.spread_seeds < 1 or args.lanes < 1:
-        parser.error("--random, --spread-seeds and --lanes must be >= 1")
+    if min(args.random, args.spread_seeds, args.random_seeds, args.pick_seeds, args.lanes) < 1:
+        parser.error("--random, --spread-seeds, --random-seeds, --pick-seeds and --lanes "
+                     "must be >= 1")
     return args
 
 
@@ -305,13 +377,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with futures.ProcessPoolExecutor(args.lanes, mp_context=context, **fresh) as pool:
         pending: dict[futures.Future[dict[str, Any]], tuple[str, str, int]] = {}
 
+        submitted: set[tuple[str, int]] = set()
+
         def submit_final(name: str, ref: str, seed: int) -> None:
-            if not done("final", name, seed):
+            if not done("final", name, seed) and (name, seed) not in submitted:
+                submitted.add((name, seed))
                 pending[pool.submit(final_job, final, name, ref, seed,
                                     folder / f"{name}_seed{seed}")] = ("final", name, seed)
 
         def submit_pick(search: dict[str, Any]) -> None:
-            submit_final(pick_name(search["method"], search["seed"]), search["run_dir"], 0)
+            for seed in range(args.pick_seeds):
+                submit_final(pick_name(search["method"], search["seed"]), search["run_dir"],
+                             seed)
 
         for seed in args.seeds:
             for method in METHODS:
@@ -323,10 +400,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                         folder / f"search_{method}_{seed}",
                                         list(args.set))] = ("search", method, seed)
         for name, ref in random_cells:
-            submit_final(name, ref, 0)
+            for seed in range(args.random_seeds):
+                submit_final(name, ref, seed)
         spread_ref = dict(random_cells).get(args.spread_cell)
         if spread_ref is not None:
-            for seed in range(1, args.spread_seeds):
+            for seed in range(args.spread_seeds):
                 submit_final(args.spread_cell, spread_ref, seed)
         while pending:
             finished, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)

@@ -15,8 +15,9 @@ import end_to_end as e2e  # noqa: E402
 RANDOM = ["random_0", "random_1", "random_2"]
 
 
-def _final(cell: str, acc: float, seed: int = 0) -> dict:
-    return {"job": "final", "cell": cell, "seed": seed, "status": "ok", "test_acc": acc}
+def _final(cell: str, acc: float, seed: int = 0, steps: int | None = None) -> dict:
+    return {"job": "final", "cell": cell, "seed": seed, "status": "ok", "test_acc": acc,
+            "steps": steps}
 
 
 def _search(method: str, seed: int) -> dict:
@@ -39,6 +40,7 @@ def test_picks_are_compared_with_the_random_median_and_one_cells_spread() -> Non
     assert summary["random_cells"]["random_0"] == pytest.approx(0.81)
     assert "pick_asha_0" not in summary["random_cells"]
     assert summary["spread"]["range"] == pytest.approx(0.02)
+    assert summary["noise"]["dof"] == 2 and summary["noise"]["std"] == pytest.approx(0.01)
     asha = summary["methods"]["asha"]
     assert [r["margin"] for r in asha["rows"]] == pytest.approx([0.03, 0.01])
     assert asha["beats_median"] == 2 and asha["beats_by_spread"] == 1
@@ -51,12 +53,61 @@ def test_picks_are_compared_with_the_random_median_and_one_cells_spread() -> Non
     table = e2e.markdown({"settings": e2e.settings(args), "summary": summary, "command": "c",
                           "machine": "m", "lanes": 2, "loadavg_before": [0.0],
                           "loadavg_after": [0.0], "date": "d", "wall_seconds": 60})
-    assert "| asha | 0 | 5 | 9 | 0.7000 | 0.8800 | +0.0300 | 2/3 |" in table
+    assert "| asha | 0 | 5 | 9 | 0.7000 | 0.8800 | 0.8800 | +0.0300 | 2/3 |" in table
     assert "| asha | 0.8700 | +0.0200 | 2/2 | 1/2 |" in table
 
 
+def test_a_pick_trained_with_several_seeds_is_scored_by_the_mean_of_its_runs() -> None:
+    records = [
+        _final("random_0", 0.80), _final("random_1", 0.85), _final("random_2", 0.90),
+        _search("asha", 0),
+        _final("pick_asha_0", 0.88, steps=300), _final("pick_asha_0", 0.84, seed=1, steps=200),
+        _final("pick_asha_0", 0.70, seed=2),   # beyond --pick-seeds 2: not counted
+    ]
+    args = e2e.parse_args(["--seeds", "0", "--random", "3", "--pick-seeds", "2"])
+    row = e2e.summarize(records, args, RANDOM)["methods"]["asha"]["rows"][0]
+    assert row["test_accs"] == pytest.approx([0.88, 0.84]) and row["steps"] == [300, 200]
+    assert row["test_acc"] == pytest.approx(0.86) and row["margin"] == pytest.approx(0.01)
+    assert row["random_beaten"] == 2
+    one = e2e.summarize(records, e2e.parse_args(["--seeds", "0", "--random", "3"]), RANDOM)
+    assert one["methods"]["asha"]["rows"][0]["test_acc"] == pytest.approx(0.88)
+    summary = e2e.summarize(records, args, RANDOM)
+    table = e2e.markdown({"settings": e2e.settings(args), "summary": summary, "command": "c",
+                          "machine": "m", "lanes": 2, "loadavg_before": [0.0],
+                          "loadavg_after": [0.0], "date": "d", "wall_seconds": 60})
+    assert ("| asha | 0 | 5 | 9 | 0.7000 | 0.8600 | 0.8800 (300), 0.8400 (200) | +0.0100 | 2/3 |"
+            in table)
+    assert "| random_0 | 0.8000 | 0.8000 |" in table  # no steps recorded
+    assert ("Each pick trained with 2 seeds, each random cell with 1; a cell's test acc is the "
+            "mean of its runs.") in table
+    # More seeds reuse every recorded job: the options are not part of the settings.
+    assert e2e.settings(args) == e2e.settings(e2e.parse_args(["--seeds", "0", "--random", "3"]))
+
+
+def test_random_cells_trained_with_several_seeds_and_the_pooled_noise() -> None:
+    records = [
+        _final("random_0", 0.80), _final("random_0", 0.84, seed=1),   # mean 0.82
+        _final("random_1", 0.86), _final("random_1", 0.86, seed=1),   # mean 0.86
+        _final("random_2", 0.90), _final("random_2", 0.70, seed=3),   # seed 3: not counted
+        _search("asha", 0), _final("pick_asha_0", 0.87), _final("pick_asha_0", 0.85, seed=1),
+    ]
+    args = e2e.parse_args(["--seeds", "0", "--random", "3", "--random-seeds", "2",
+                           "--pick-seeds", "2", "--spread-seeds", "1"])
+    summary = e2e.summarize(records, args, RANDOM)
+    assert summary["random_cells"] == pytest.approx(
+        {"random_0": 0.82, "random_1": 0.86, "random_2": 0.90})
+    assert summary["random_median"] == pytest.approx(0.86)
+    assert summary["methods"]["asha"]["rows"][0]["margin"] == pytest.approx(0.0)
+    # Within-cell deviations only: random_0 +-0.02, random_1 0, pick +-0.01; 3 dof.
+    noise = summary["noise"]
+    assert noise["cells"] == 3 and noise["dof"] == 3
+    assert noise["std"] == pytest.approx(((2 * 0.02 ** 2 + 2 * 0.01 ** 2) / 3) ** 0.5)
+    assert e2e.pooled_noise([[0.5]])["std"] is None
+
+
 def test_bad_arguments_are_refused() -> None:
-    for argv in (["--search-minutes", "0"], ["--lanes", "0"], ["--random", "0"]):
+    for argv in (["--search-minutes", "0"], ["--lanes", "0"], ["--random", "0"],
+                 ["--pick-seeds", "0"], ["--random-seeds", "0"]):
         with pytest.raises(SystemExit):
             e2e.parse_args(argv)
 
@@ -85,3 +136,10 @@ def test_tiny_comparison_in_two_lanes_and_rerun_skips_done_jobs(tmp_path) -> Non
     # A rerun with the same settings runs nothing again.
     e2e.main(args)
     assert len((tmp_path / "e2e.runs.jsonl").read_text().splitlines()) == len(lines)
+    # A second seed of the picks trains the three picks again and nothing else.
+    again = e2e.main([*args, "--pick-seeds", "2"])
+    new = [json.loads(x) for x in (tmp_path / "e2e.runs.jsonl").read_text().splitlines()]
+    assert sorted((j["cell"], j["seed"]) for j in new[len(lines):]) == [
+        ("pick_asha_0", 1), ("pick_default_0", 1), ("pick_random_0", 1)]
+    assert all(len(r["test_accs"]) == 2 for m in again["summary"]["methods"].values()
+               for r in m["rows"])

@@ -175,7 +175,8 @@ def test_reused_proposals_are_logged(tmp_path, three_archs):
     assert {int(r["repeat/of_child"]) for r in rows} == {0, 1, 2}
 
 
-def test_a_failed_child_is_trained_again_not_reused(tmp_path, three_archs, monkeypatch):
+def fail_child_zero(monkeypatch) -> None:
+    """Child 0 fails (out of memory); every other child trains from the table."""
     original = TableRunner.run
 
     def fail_first(self, trial):
@@ -184,6 +185,10 @@ def test_a_failed_child_is_trained_again_not_reused(tmp_path, three_archs, monke
         return original(self, trial)
 
     monkeypatch.setattr(TableRunner, "run", fail_first)
+
+
+def test_a_failed_child_is_trained_again_not_reused(tmp_path, three_archs, monkeypatch):
+    fail_child_zero(monkeypatch)
     result = run_search(table_cfg(tmp_path, "search.num_children=4"))
     assert [r["status"] for r in result.records] == ["failed", "ok", "ok", "ok"]
     assert result.records[3]["actions"] == result.records[0]["actions"]  # trained again
@@ -268,14 +273,7 @@ def test_efficiency_benchmark_overrides_change_the_strategies_not_the_baselines(
 
 def test_a_failed_child_is_told_none_and_replayed_as_none(tmp_path, three_archs, tells,
                                                          monkeypatch):
-    original = TableRunner.run
-
-    def fail_first(self, trial):
-        if trial.index == 0:
-            return Result.failure(trial, "RuntimeError: out of memory")
-        return original(self, trial)
-
-    monkeypatch.setattr(TableRunner, "run", fail_first)
+    fail_child_zero(monkeypatch)
     over = ["search.num_children=5", "search.reuse_limit=2"]
     full = run_search(table_cfg(tmp_path / "full", *over))
     assert tells[0] == (tuple(full.records[0]["actions"]), None)  # README: failed -> None

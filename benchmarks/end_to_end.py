@@ -26,6 +26,11 @@ machine: run nothing else beside it.
     python benchmarks/end_to_end.py --search-minutes 0.3 --final-minutes 0.2 --seeds 0 \\
         --random 2 --spread-seeds 2 --train-subset 2000 --out /tmp/e2e    # a quick check
 
+The final recipe runs for a fixed wall time, so a cell that trains faster
+gets more steps, and two runs of one cell differ with the machine's speed;
+``--final-set recipe.minutes=null recipe.epochs=3`` trains every final for
+the same epochs instead.
+
 Each finished job is appended to ``<out>.runs.jsonl`` at once; a rerun with the
 same settings skips the jobs already there (``--fresh`` starts over), so a
 rerun with a larger ``--pick-seeds`` or ``--random-seeds`` trains only the new seeds. Writes

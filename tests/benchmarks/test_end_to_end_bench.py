@@ -116,10 +116,12 @@ def test_bad_arguments_are_refused() -> None:
 def test_tiny_comparison_in_two_lanes_and_rerun_skips_done_jobs(tmp_path) -> None:
     args = ["--search-minutes", "0.02", "--final-minutes", "0.01", "--seeds", "0",
             "--random", "1", "--spread-seeds", "2", "--dataset", "embedded",
-            "--train-subset", "64", "--val-size", "64",
+            "--train-subset", "256", "--val-size", "64",
             "--set", *[o for o in TINY if not o.startswith(("logger=", "search.num_children="))],
             "search.reuse_limit=2",
+            # finals of fixed epochs, not wall time: every run trains the same steps
             "--final-set", "model.filters=4", "trainer.limit_test_batches=1",
+            "recipe.minutes=null", "recipe.epochs=1",
             "--out", str(tmp_path / "e2e"), "--runs-dir", str(tmp_path / "runs")]
     result = e2e.main(args)
     jobs = result["jobs"]
@@ -128,6 +130,8 @@ def test_tiny_comparison_in_two_lanes_and_rerun_skips_done_jobs(tmp_path) -> Non
         ("final", "pick_default_0"), ("final", "pick_asha_0"), ("final", "pick_random_0"),
         ("final", "random_0")}
     assert all(j["status"] == "ok" for j in jobs), jobs
+    finals = [j for j in jobs if j["job"] == "final"]
+    assert all(j["epochs"] == 1 and j["steps"] == 2 for j in finals), finals  # 256 images
     assert len(result["summary"]["spread"]["test_accs"]) == 2  # random_0 at seeds 0 and 1
     saved = json.loads((tmp_path / "e2e.json").read_text())
     assert saved["summary"]["random_median"] == result["summary"]["random_median"]

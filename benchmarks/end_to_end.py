@@ -141,33 +141,28 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
 def summarize(records: list[dict[str, Any]], args: argparse.Namespace,
               random_names: list[str]) -> dict[str, Any]:
     """Per method and seed: the pick's test accuracy against the random cells' median."""
-    by_seed: dict[str, dict[int, float]] = {}
-    steps: dict[str, dict[int, int | None]] = {}
+    finals: dict[str, dict[int, dict[str, Any]]] = {}
     for r in records:
         if r["job"] == "final" and r["status"] == "ok":
-            by_seed.setdefault(r["cell"], {})[int(r["seed"])] = float(r["test_acc"])
-            steps.setdefault(r["cell"], {})[int(r["seed"])] = r.get("steps")
-
-    def runs(cell: str, seeds: int) -> list[float]:
-        """The cell's test accuracies at seeds 0..seeds-1, in seed order."""
-        got = by_seed.get(cell, {})
-        return [got[k] for k in sorted(got) if k < seeds]
+            finals.setdefault(r["cell"], {})[int(r["seed"])] = r
 
     def seeds_of(cell: str) -> int:
         if cell == args.spread_cell:
             return max(args.random_seeds, args.spread_seeds)
         return args.random_seeds if cell in random_names else args.pick_seeds
 
-    def run_steps(cell: str, seeds: int) -> list[int | None]:
-        got = steps.get(cell, {})
-        return [got[k] for k in sorted(got) if k < seeds]
+    # Each cell's counted runs (seeds 0..seeds_of - 1, in seed order).
+    runs: dict[str, dict[str, list[Any]]] = {}
+    for cell, by_seed in finals.items():
+        kept = [by_seed[k] for k in sorted(by_seed) if k < seeds_of(cell)]
+        runs[cell] = {"test_accs": [float(r["test_acc"]) for r in kept],
+                      "steps": [r.get("steps") for r in kept]}
+    none: dict[str, list[Any]] = {"test_accs": [], "steps": []}
 
-    randoms = {c: statistics.fmean(runs(c, seeds_of(c))) for c in random_names
-               if runs(c, seeds_of(c))}
-    random_runs = {c: {"test_accs": runs(c, seeds_of(c)), "steps": run_steps(c, seeds_of(c))}
-                   for c in randoms}
+    random_runs = {c: runs[c] for c in random_names if runs.get(c, none)["test_accs"]}
+    randoms = {c: statistics.fmean(r["test_accs"]) for c, r in random_runs.items()}
     median = statistics.median(randoms.values()) if randoms else None
-    spread_accs = runs(args.spread_cell, seeds_of(args.spread_cell))
+    spread_accs = runs.get(args.spread_cell, none)["test_accs"]
     spread = {"cell": args.spread_cell, "test_accs": spread_accs,
               "std": statistics.stdev(spread_accs) if len(spread_accs) > 1 else None,
               "range": max(spread_accs) - min(spread_accs) if len(spread_accs) > 1 else None}
@@ -177,8 +172,8 @@ def summarize(records: list[dict[str, Any]], args: argparse.Namespace,
         rows = []
         for seed in args.seeds:
             s = searches.get((method, seed), {})
-            name = pick_name(method, seed)
-            accs = runs(name, args.pick_seeds)
+            pick = runs.get(pick_name(method, seed), none)
+            accs = pick["test_accs"]
             acc = statistics.fmean(accs) if accs else None
             rows.append({
                 "seed": seed, "children": s.get("children"),
@@ -187,7 +182,7 @@ def summarize(records: list[dict[str, Any]], args: argparse.Namespace,
                 is not None else s.get("best_reward"),
                 "test_acc": acc,
                 "test_accs": accs,
-                "steps": run_steps(name, args.pick_seeds),
+                "steps": pick["steps"],
                 "margin": None if acc is None or median is None else acc - median,
                 "random_beaten": None if acc is None else sum(m < acc for m in randoms.values()),
                 "status": s.get("status", "missing"),
@@ -203,10 +198,10 @@ def summarize(records: list[dict[str, Any]], args: argparse.Namespace,
             if any(r["test_acc"] is not None for r in rows) else None,
             "mean_margin": statistics.fmean(margins) if margins else None,
         }
-    repeated = [runs(c, seeds_of(c)) for c in by_seed]
     return {"random_cells": randoms, "random_runs": random_runs,
             "random_median": median, "spread": spread,
-            "noise": pooled_noise([accs for accs in repeated if len(accs) > 1]),
+            "noise": pooled_noise([r["test_accs"] for r in runs.values()
+                                   if len(r["test_accs"]) > 1]),
             "pick_seeds": args.pick_seeds, "random_seeds": args.random_seeds,
             "methods": methods}
 

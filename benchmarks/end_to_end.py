@@ -34,7 +34,15 @@ the same epochs instead.
 Each finished job is appended to ``<out>.runs.jsonl`` at once; a rerun with the
 same settings skips the jobs already there (``--fresh`` starts over), so a
 rerun with a larger ``--pick-seeds`` or ``--random-seeds`` trains only the new seeds. Writes
-``<out>.json`` and ``<out>.md``.
+``<out>.json`` and ``<out>.md``. ``--searches-from OTHER.runs.jsonl`` takes the
+searches recorded there with the same search settings (``--search-minutes``,
+``--set``) and trains only the finals, e.g. the same picks with another final
+recipe:
+
+    python benchmarks/end_to_end.py --search-minutes 30 --final-minutes 6 \
+        --final-set recipe.minutes=null recipe.epochs=2 \
+        --searches-from benchmarks/results/end_to_end_30min.runs.jsonl \
+        --out benchmarks/results/end_to_end_30min_epochs
 """
 
 from __future__ import annotations
@@ -136,6 +144,26 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
             "recipe": args.recipe, "dataset": args.dataset, "train_subset": args.train_subset,
             "val_size": args.val_size, "random_seed": args.random_seed,
             "search_overrides": list(args.set), "final_overrides": list(args.final_set)}
+
+
+def search_settings(key: dict[str, Any]) -> dict[str, Any]:
+    """The part of the settings a search depends on (the finals' settings are not)."""
+    return {k: key.get(k) for k in ("search_minutes", "search_overrides")}
+
+
+def reused_searches(path: Path, key: dict[str, Any]) -> list[dict[str, Any]]:
+    """The finished searches recorded in ``path`` with the same search settings as ``key``
+    (one per method and seed, the first recorded)."""
+    found: dict[tuple[str, int], dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by an interruption
+        if (record.get("job") == "search" and record.get("status") == "ok"
+                and search_settings(record.get("settings") or {}) == search_settings(key)):
+            found.setdefault((record["method"], record["seed"]), record)
+    return list(found.values())
 
 
 def summarize(records: list[dict[str, Any]], args: argparse.Namespace,
@@ -329,7 +357,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default=str(RESULTS / "end_to_end"))
     parser.add_argument("--runs-dir", default=str(ROOT / "runs" / "end_to_end"))
     parser.add_argument("--fresh", action="store_true", help="ignore jobs already recorded")
+    parser.add_argument("--searches-from", default=None, metavar="RUNS_JSONL",
+                        help="reuse the searches recorded in this file with the same "
+                             "search settings; train only the finals")
     args = parser.parse_args(argv)
+    if args.searches_from and not Path(args.searches_from).is_file():
+        parser.error(f"--searches-from: no such file: {args.searches_from}")
     if not (args.search_minutes > 0 and args.final_minutes > 0):
         parser.error("--search-minutes and --final-minutes must be > 0")
     if min(args.random, args.spread_seeds, args.random_seeds, args.pick_seeds, args.lanes) < 1:
@@ -347,6 +380,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.fresh and runs_path.exists():
         runs_path.unlink()
     records = _load(runs_path, key)
+    if args.searches_from:
+        own = {(r["method"], r["seed"]) for r in records if r["job"] == "search"}
+        reused = [r for r in reused_searches(Path(args.searches_from), key)
+                  if (r["method"], r["seed"]) not in own]
+        records += reused
+        print(f"{len(reused)} searches reused from {args.searches_from}", flush=True)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     folder = Path(args.runs_dir) / stamp
     final = final_args(args)

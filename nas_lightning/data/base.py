@@ -102,6 +102,23 @@ class BatchIndexSampler(Sampler[torch.Tensor]):
         return len(self._batches())
 
 
+def require_batches(loader: DataLoader, images: int, batch_size: int,
+                    world_size: int) -> DataLoader:
+    """``loader`` if it yields at least one training batch, else a one-line error.
+
+    Training drops a short last batch, so a split smaller than one batch (per
+    rank) would train for zero steps and report an untrained network as done.
+    """
+    if len(loader) == 0:
+        ranks = f" on each of {world_size} ranks" if world_size > 1 else ""
+        raise ConfigError(
+            "dataset.batch_size",
+            f"{images} training images make no full batch of {batch_size}{ranks}: lower the "
+            "batch size (recipe.batch_size, child.batch_size) or train on more images",
+        )
+    return loader
+
+
 class ImageDataModule(pl.LightningDataModule):
     """Base for datasets held in memory as uint8 NCHW tensors.
 
@@ -219,7 +236,7 @@ class ImageDataModule(pl.LightningDataModule):
             rank=rank,
             world_size=world,
         )
-        return DataLoader(
+        loader = DataLoader(
             self.data[split],
             sampler=sampler,
             batch_size=None,
@@ -227,6 +244,9 @@ class ImageDataModule(pl.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
+        if not train:
+            return loader
+        return require_batches(loader, len(self.data[split]), batch_size, world)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

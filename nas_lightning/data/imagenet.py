@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from torchvision import datasets, transforms
 
-from nas_lightning.data.base import normalize_uint8
+from nas_lightning.data.base import normalize_uint8, require_batches
 from nas_lightning.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -198,15 +198,16 @@ class ImageNet(pl.LightningDataModule):
         if split not in self.data:
             raise ConfigError("dataset.data_dir", f"no {self.data_dir / 'val'} for the test split")
         trainer = getattr(self, "trainer", None)
+        world = trainer.world_size if trainer is not None else 1
         sampler = DistributedSampler(
             self.data[split],
-            num_replicas=trainer.world_size if trainer is not None else 1,
+            num_replicas=world,
             rank=trainer.global_rank if trainer is not None else 0,
             shuffle=train,
             seed=self.seed,
             drop_last=train,
         )
-        return DataLoader(
+        loader = DataLoader(
             self.data[split],
             batch_size=self.batch_size,
             sampler=sampler,
@@ -215,6 +216,9 @@ class ImageNet(pl.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
+        if not train:
+            return loader
+        return require_batches(loader, len(self.data[split]), self.batch_size, world)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

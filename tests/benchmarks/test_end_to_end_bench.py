@@ -112,6 +112,26 @@ def test_bad_arguments_are_refused() -> None:
             e2e.parse_args(argv)
 
 
+def test_searches_are_reused_from_another_file_by_their_search_settings(tmp_path) -> None:
+    key = e2e.settings(e2e.parse_args(["--search-minutes", "30", "--final-set",
+                                       "recipe.minutes=null", "recipe.epochs=2"]))
+    timed = e2e.settings(e2e.parse_args(["--search-minutes", "30"]))  # other finals
+    shorter = e2e.settings(e2e.parse_args(["--search-minutes", "6"]))
+    lines = [
+        {**_search("default", 0), "settings": timed, "run_dir": "first"},
+        {**_search("default", 0), "settings": timed, "run_dir": "second"},
+        {**_search("asha", 0), "settings": shorter},
+        {**_search("random", 1), "settings": timed, "status": "failed"},
+        {**_final("pick_default_0", 0.9), "settings": timed},
+    ]
+    path = tmp_path / "runs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"job": "sea')
+    reused = e2e.reused_searches(path, key)
+    assert [(r["method"], r["seed"], r["run_dir"]) for r in reused] == [("default", 0, "first")]
+    with pytest.raises(SystemExit):
+        e2e.parse_args(["--searches-from", str(tmp_path / "missing.jsonl")])
+
+
 @pytest.mark.slow
 def test_tiny_comparison_in_two_lanes_and_rerun_skips_done_jobs(tmp_path) -> None:
     args = ["--search-minutes", "0.02", "--final-minutes", "0.01", "--seeds", "0",
@@ -147,3 +167,11 @@ def test_tiny_comparison_in_two_lanes_and_rerun_skips_done_jobs(tmp_path) -> Non
         ("pick_asha_0", 1), ("pick_default_0", 1), ("pick_random_0", 1)]
     assert all(len(r["test_accs"]) == 2 for m in again["summary"]["methods"].values()
                for r in m["rows"])
+    # The same searches, finals trained afresh into another file: no search runs again.
+    other = [*args[:-4], "--out", str(tmp_path / "e2e_b"), "--runs-dir", str(tmp_path / "runs"),
+             "--searches-from", str(tmp_path / "e2e.runs.jsonl")]
+    e2e.main(other)
+    trained = [json.loads(x) for x in (tmp_path / "e2e_b.runs.jsonl").read_text().splitlines()]
+    assert sorted((j["job"], j["cell"], j["seed"]) for j in trained) == [
+        ("final", "pick_asha_0", 0), ("final", "pick_default_0", 0),
+        ("final", "pick_random_0", 0), ("final", "random_0", 0), ("final", "random_0", 1)]

@@ -157,3 +157,14 @@ def test_invalid_datamodule_arguments(kwargs, key):
 def test_gzip_helper_is_gzip(tmp_path):
     write_idx(np.zeros((1, 2), dtype=np.uint8), tmp_path / "z.gz")
     assert gzip.open(tmp_path / "z.gz").read()[:4] == b"\x00\x00\x08\x02"
+
+
+def test_a_training_split_smaller_than_one_batch_is_a_one_line_error():
+    # Training drops a short last batch: 64 images in batches of 128 would train 0 steps.
+    dm = EmbeddedFashionMNIST(batch_size=128, train_subset=64, val_size=64)
+    with pytest.raises(ConfigError, match="64 training images make no full batch of 128") as err:
+        dm.train_dataloader()
+    assert err.value.key == "dataset.batch_size" and "\n" not in str(err.value)
+    assert len(dm.val_dataloader()) == 1  # evaluation keeps a short batch
+    assert len(EmbeddedFashionMNIST(batch_size=64, train_subset=64, val_size=64)
+               .train_dataloader()) == 1

@@ -99,6 +99,13 @@ def test_subset_and_fraction(tree):
     assert len(d.data["val"]) == 6 and len(d.data["train"]) == 5
 
 
+def test_a_training_split_smaller_than_one_batch_is_a_one_line_error(tree):
+    d = dm(tree, val_size=0.25, train_subset=3)  # batches of 4, a short one dropped
+    with pytest.raises(ConfigError, match="3 training images make no full batch of 4"):
+        d.train_dataloader()
+    assert len(d.val_dataloader()) == 2  # 6 images, the short batch kept
+
+
 def test_errors(tmp_path, tree):
     with pytest.raises(ConfigError, match="does not exist"):
         _ = dm(tmp_path / "nowhere").num_classes

@@ -155,11 +155,7 @@ def reused_searches(path: Path, key: dict[str, Any]) -> list[dict[str, Any]]:
     """The finished searches recorded in ``path`` with the same search settings as ``key``
     (one per method and seed, the first recorded)."""
     found: dict[tuple[str, int], dict[str, Any]] = {}
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by an interruption
+    for record in transfer_compare.read_records(path):
         if (record.get("job") == "search" and record.get("status") == "ok"
                 and search_settings(record.get("settings") or {}) == search_settings(key)):
             found.setdefault((record["method"], record["seed"]), record)

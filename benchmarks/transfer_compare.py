@@ -234,18 +234,21 @@ def _genotype_dict(ref: str) -> dict[str, Any]:
     return genotype_to_dict(load_genotype(ref))
 
 
-def _load_runs(path: Path, key: dict[str, Any]) -> list[dict[str, Any]]:
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every record of a ``runs.jsonl`` file (none if it does not exist)."""
     if not path.is_file():
         return []
-    runs = []
+    records = []
     for line in path.read_text().splitlines():
         try:
-            record = json.loads(line)
+            records.append(json.loads(line))
         except json.JSONDecodeError:
             continue  # a line cut short by an interruption
-        if record.get("settings") == key:
-            runs.append(record)
-    return runs
+    return records
+
+
+def _load_runs(path: Path, key: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in read_records(path) if r.get("settings") == key]
 
 
 def run_meta(script: str, argv: list[str] | None, load_before: tuple[float, ...],

@@ -36,7 +36,8 @@ same settings skips the jobs already there (``--fresh`` starts over), so a
 rerun with a larger ``--pick-seeds`` or ``--random-seeds`` trains only the new seeds. Writes
 ``<out>.json`` and ``<out>.md``. ``--searches-from OTHER.runs.jsonl`` takes the
 searches recorded there with the same search settings (``--search-minutes``,
-``--set``) and trains only the finals, e.g. the same picks with another final
+``--set``) and trains only the finals, from the picks' genotypes recorded there
+(the searches' run folders need not exist), e.g. the same picks with another final
 recipe:
 
     python benchmarks/end_to_end.py --search-minutes 30 --final-minutes 6 \
@@ -112,6 +113,20 @@ def search_job(method: str, seed: int, minutes: float, run_dir: Path,
 def pick_name(method: str, seed: int) -> str:
     """The final-training name of a search's pick."""
     return f"pick_{method}_{seed}"
+
+
+def pick_ref(search: dict[str, Any], folder: Path) -> str:
+    """The genotype reference of a search's pick for ``train.py``: the genotype recorded
+    with the search, written to ``folder``, so a search reused from another runs file
+    trains without its run folder (older records without one fall back to the folder)."""
+    from nas_lightning.genotypes.base import genotype_from_dict, save_genotype
+
+    if search.get("genotype") is None:
+        return str(search["run_dir"])
+    path = folder / f"{pick_name(search['method'], search['seed'])}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_genotype(genotype_from_dict(search["genotype"]), path)
+    return str(path)
 
 
 def final_job(final: argparse.Namespace, name: str, genotype: str, seed: int,
@@ -421,9 +436,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                     folder / f"{name}_seed{seed}")] = ("final", name, seed)
 
         def submit_pick(search: dict[str, Any]) -> None:
+            ref = pick_ref(search, folder / "genotypes")
             for seed in range(args.pick_seeds):
-                submit_final(pick_name(search["method"], search["seed"]), search["run_dir"],
-                             seed)
+                submit_final(pick_name(search["method"], search["seed"]), ref, seed)
 
         for seed in args.seeds:
             for method in METHODS:

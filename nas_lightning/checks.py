@@ -17,7 +17,7 @@ import random
 from typing import Annotated, Any, Literal
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nas_lightning.errors import ConfigError
@@ -282,6 +282,38 @@ def check_model(cfg: DictConfig) -> None:
         return
 
 
+def _world_size(trainer: Any) -> int:
+    """The ranks a child trains on, as far as the trainer node says (``auto``, ``-1``: 1)."""
+    if not trainer:
+        return 1
+    devices, nodes = trainer.get("devices"), trainer.get("num_nodes")
+    if _is_int(devices) and devices > 0:
+        world = devices
+    elif isinstance(devices, (list, tuple, ListConfig)):
+        world = max(len(devices), 1)
+    else:
+        world = 1
+    return world * (nodes if _is_int(nodes) and nodes > 0 else 1)
+
+
+def check_batches(cfg: DictConfig) -> None:
+    """A training subset smaller than one batch on every rank stops the run now.
+
+    Training drops a short last batch, so such a subset trains zero steps; the
+    training loader says so too, but only inside the first child. Without a
+    subset the size is known once the data is loaded, and the loader checks it.
+    """
+    dataset = cfg.get("dataset")
+    if not dataset:
+        return
+    subset, batch = dataset.get("train_subset"), dataset.get("batch_size")
+    if not (_is_int(subset) and _is_int(batch)) or subset < 1 or batch < 1:
+        return
+    world = _world_size(cfg.get("trainer"))
+    if subset < batch * world:
+        raise ConfigError.no_full_batch(subset, batch, world)
+
+
 def check_search_config(cfg: DictConfig) -> None:
     """Every value a search reads before or during its children, checked now."""
     check_section(SearchRoot, cfg)
@@ -290,6 +322,7 @@ def check_search_config(cfg: DictConfig) -> None:
         check_section(Recipe, cfg.child, "child")
         check_section(Optimizer, cfg.child.get("optimizer"), "child.optimizer")
     check_trainer(cfg.get("trainer"))
+    check_batches(cfg)
     check_model(cfg)
 
 
@@ -300,3 +333,5 @@ def check_train_config(cfg: DictConfig) -> None:
         check_section(TrainRecipe, cfg.recipe, "recipe")
         check_section(Optimizer, cfg.recipe.get("optimizer"), "recipe.optimizer")
     check_trainer(cfg.get("trainer"))
+    if not cfg.get("eval_only"):
+        check_batches(cfg)

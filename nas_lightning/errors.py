@@ -33,6 +33,17 @@ class ConfigError(ValueError):
         self.message = message
         super().__init__(f"{key}: {message}")
 
+    @classmethod
+    def no_full_batch(cls, images: int, batch_size: int, world_size: int) -> ConfigError:
+        """Training on ``images`` would make no full batch of ``batch_size`` on each of
+        ``world_size`` ranks (training drops a short batch: zero steps)."""
+        ranks = f" on each of {world_size} ranks" if world_size > 1 else ""
+        return cls(
+            "dataset.batch_size",
+            f"{images} training images make no full batch of {batch_size}{ranks}: lower the "
+            "batch size (recipe.batch_size, child.batch_size) or train on more images",
+        )
+
     def prefixed(self, prefix: str) -> ConfigError:
         """Return the same error with ``prefix.`` in front of its key."""
         key = f"{prefix}.{self.key}" if self.key else prefix

@@ -101,6 +101,32 @@ def test_default_configs_pass_the_checks(tmp_path):
     check_train_config(compose_config("train", [f"run_dir={tmp_path}"]))
 
 
+def test_a_subset_without_one_full_batch_per_rank_is_refused_before_any_child(tmp_path):
+    cfg = compose_config("search", [f"run_dir={tmp_path}", "logger=csv",
+                                    "child.train_subset=64", "child.batch_size=128"])
+    with pytest.raises(ConfigError) as info:
+        check_search_config(cfg)
+    assert str(info.value) == (
+        "dataset.batch_size: 64 training images make no full batch of 128: lower the batch "
+        "size (recipe.batch_size, child.batch_size) or train on more images")
+    # Under DDP every rank needs a full batch: 200 images are one batch of 128, not two.
+    ddp = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
+           "child.batch_size=128"]
+    with pytest.raises(ConfigError, match="200 training images make no full batch of 128 "
+                                          "on each of 2 ranks"):
+        check_search_config(compose_config("search", [f"run_dir={tmp_path}", *ddp,
+                                                      "child.train_subset=200"]))
+    check_search_config(compose_config("search", [f"run_dir={tmp_path}", *ddp,
+                                                  "child.train_subset=256"]))
+    check_search_config(compose_config("search", [f"run_dir={tmp_path}",
+                                                  "child.train_subset=128",
+                                                  "child.batch_size=128"]))
+    train = [f"run_dir={tmp_path}", "dataset.train_subset=64", "recipe.batch_size=128"]
+    with pytest.raises(ConfigError, match="64 training images make no full batch of 128"):
+        check_train_config(compose_config("train", train))
+    check_train_config(compose_config("train", [*train, "eval_only=true"]))  # trains nothing
+
+
 def test_run_search_refuses_before_building_anything(tiny_search_cfg, tmp_path):
     from nas_lightning.search.loop import run_search
 

@@ -110,12 +110,7 @@ def require_batches(loader: DataLoader, images: int, batch_size: int,
     rank) would train for zero steps and report an untrained network as done.
     """
     if len(loader) == 0:
-        ranks = f" on each of {world_size} ranks" if world_size > 1 else ""
-        raise ConfigError(
-            "dataset.batch_size",
-            f"{images} training images make no full batch of {batch_size}{ranks}: lower the "
-            "batch size (recipe.batch_size, child.batch_size) or train on more images",
-        )
+        raise ConfigError.no_full_batch(images, batch_size, world_size)
     return loader
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 import pytest
@@ -132,6 +133,19 @@ def test_searches_are_reused_from_another_file_by_their_search_settings(tmp_path
         e2e.parse_args(["--searches-from", str(tmp_path / "missing.jsonl")])
 
 
+def test_a_pick_is_trained_from_the_genotype_recorded_with_its_search(tmp_path) -> None:
+    from nas_lightning.genotypes.base import genotype_to_dict, load_genotype, named_genotypes
+
+    cell = named_genotypes()["nasnet_a"]
+    search = {**_search("asha", 2), "run_dir": str(tmp_path / "gone"),
+              "genotype": genotype_to_dict(cell)}
+    ref = e2e.pick_ref(search, tmp_path / "genotypes")
+    assert ref == str(tmp_path / "genotypes" / "pick_asha_2.json")
+    assert load_genotype(ref) == cell  # the run folder is not read
+    # A record from before genotypes were recorded falls back to its run folder.
+    assert e2e.pick_ref({**_search("asha", 2), "run_dir": "old"}, tmp_path) == "old"
+
+
 @pytest.mark.slow
 def test_tiny_comparison_in_two_lanes_and_rerun_skips_done_jobs(tmp_path) -> None:
     args = ["--search-minutes", "0.02", "--final-minutes", "0.01", "--seeds", "0",
@@ -167,7 +181,10 @@ def test_tiny_comparison_in_two_lanes_and_rerun_skips_done_jobs(tmp_path) -> Non
         ("pick_asha_0", 1), ("pick_default_0", 1), ("pick_random_0", 1)]
     assert all(len(r["test_accs"]) == 2 for m in again["summary"]["methods"].values()
                for r in m["rows"])
-    # The same searches, finals trained afresh into another file: no search runs again.
+    # The same searches, finals trained afresh into another file: no search runs again,
+    # and the picks come from the genotypes recorded with them, not their run folders.
+    for folder in (tmp_path / "runs").glob("*/search_*"):
+        shutil.rmtree(folder)
     other = [*args[:-4], "--out", str(tmp_path / "e2e_b"), "--runs-dir", str(tmp_path / "runs"),
              "--searches-from", str(tmp_path / "e2e.runs.jsonl")]
     e2e.main(other)
@@ -175,3 +192,4 @@ def test_tiny_comparison_in_two_lanes_and_rerun_skips_done_jobs(tmp_path) -> Non
     assert sorted((j["job"], j["cell"], j["seed"]) for j in trained) == [
         ("final", "pick_asha_0", 0), ("final", "pick_default_0", 0),
         ("final", "pick_random_0", 0), ("final", "random_0", 0), ("final", "random_0", 1)]
+    assert all(j["status"] == "ok" for j in trained), trained
